@@ -1,0 +1,16 @@
+//! drey-core: drey's domain model with no IO — TAI time, TAMS time ranges, rates, ids and
+//! the TAMS resources. The app crate does all networking, storage and database work.
+
+pub mod id;
+pub mod model;
+pub mod rate;
+pub mod time;
+pub mod timerange;
+
+pub use id::{Id, IdError, validate_object_id};
+pub use rate::{Rational, StrictRatio};
+pub use time::{TimeError, Timestamp};
+pub use timerange::TimeRange;
+
+#[cfg(test)]
+mod spec_examples;
