@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("{input:?} is not a lowercase UUID (version 1-5, e.g. 2aa143ac-0ab7-4d75-bc32-5c00c13d186f)")]
+    #[error(
+        "{input:?} is not a lowercase UUID (version 1-5, e.g. 2aa143ac-0ab7-4d75-bc32-5c00c13d186f)"
+    )]
     NotUuid { input: String },
     #[error("object id {input:?} is invalid: {reason}")]
     BadObjectId { input: String, reason: &'static str },
@@ -52,7 +54,9 @@ impl FromStr for Id {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let err = || IdError::NotUuid { input: s.to_owned() };
+        let err = || IdError::NotUuid {
+            input: s.to_owned(),
+        };
         let b = s.as_bytes();
         if b.len() != 36 {
             return Err(err());
@@ -104,7 +108,9 @@ pub fn validate_object_id(s: &str) -> Result<(), IdError> {
     {
         return Err(bad("only A-Z a-z 0-9 - _ . ~ / are allowed"));
     }
-    if s.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if s.split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(bad("empty, '.' or '..' path segments are not allowed"));
     }
     Ok(())
@@ -137,10 +143,25 @@ mod tests {
 
     #[test]
     fn object_ids() {
-        for ok in ["a", "846023d3-612d-5014-bc47-88f6eb2d04bb", "flow/seg.ts", "a~b_c"] {
+        for ok in [
+            "a",
+            "846023d3-612d-5014-bc47-88f6eb2d04bb",
+            "flow/seg.ts",
+            "a~b_c",
+        ] {
             assert!(validate_object_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/a", "a/", "a//b", "../x", "a/./b", "a b", "a%2f", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "../x",
+            "a/./b",
+            "a b",
+            "a%2f",
+            &"x".repeat(257),
+        ] {
             assert!(validate_object_id(bad).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,8 @@ impl Rational {
 
     /// Duration of one period (1/rate) in nanoseconds, rounded down; `None` on overflow.
     pub fn period_nanos(&self) -> Option<i64> {
-        let ns = u128::from(self.denominator_or_one()) * 1_000_000_000 / u128::from(self.numerator.get());
+        let ns = u128::from(self.denominator_or_one()) * 1_000_000_000
+            / u128::from(self.numerator.get());
         i64::try_from(ns).ok()
     }
 
@@ -55,7 +56,8 @@ mod tests {
         let r: Rational = serde_json::from_str(r#"{"numerator": 25}"#).unwrap();
         assert_eq!(r.denominator_or_one(), 1);
         assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"numerator":25}"#);
-        let r: Rational = serde_json::from_str(r#"{"numerator": 30000, "denominator": 1001}"#).unwrap();
+        let r: Rational =
+            serde_json::from_str(r#"{"numerator": 30000, "denominator": 1001}"#).unwrap();
         assert_eq!(r.period_nanos(), Some(33_366_666));
         assert!(serde_json::from_str::<Rational>(r#"{"numerator": 0}"#).is_err());
         assert!(serde_json::from_str::<Rational>(r#"{"numerator": 1, "denominator": 0}"#).is_err());

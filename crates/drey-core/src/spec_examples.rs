@@ -24,10 +24,17 @@ fn normalise(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if matches!(k.as_str(), "timerange" | "object_timerange" | "timerange_to_delete" | "timerange_remaining")
-                    && let Some(s) = x.as_str()
+                if matches!(
+                    k.as_str(),
+                    "timerange"
+                        | "object_timerange"
+                        | "timerange_to_delete"
+                        | "timerange_remaining"
+                ) && let Some(s) = x.as_str()
                 {
-                    *x = serde_json::Value::String(s.parse::<crate::TimeRange>().unwrap().to_string());
+                    *x = serde_json::Value::String(
+                        s.parse::<crate::TimeRange>().unwrap().to_string(),
+                    );
                 }
                 normalise(x);
             }
@@ -70,7 +77,11 @@ fn flows_round_trip() {
 
 #[test]
 fn sources_round_trip() {
-    for name in ["source-get-200-basic.json", "source-get-200-multi.json", "source-get-200-tags.json"] {
+    for name in [
+        "source-get-200-basic.json",
+        "source-get-200-multi.json",
+        "source-get-200-tags.json",
+    ] {
         round_trip::<Source>(name);
     }
     round_trip::<Vec<Source>>("sources-get-200.json");
@@ -107,14 +118,23 @@ fn objects_storage_service_round_trip() {
 #[test]
 fn flow_validation_names_the_field() {
     let mut v = load("flow-get-200-video-h264.json");
-    v["essence_parameters"].as_object_mut().unwrap().remove("frame_rate");
+    v["essence_parameters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("frame_rate");
     let f: Flow = serde_json::from_value(v.clone()).unwrap();
-    assert_eq!(f.validate().unwrap_err().field, "essence_parameters.frame_rate");
+    assert_eq!(
+        f.validate().unwrap_err().field,
+        "essence_parameters.frame_rate"
+    );
     v["essence_parameters"]["vfr"] = true.into();
     let f: Flow = serde_json::from_value(v.clone()).unwrap();
     f.validate().unwrap();
     v["essence_parameters"]["bogus"] = 1.into();
-    assert!(serde_json::from_value::<Flow>(v.clone()).is_err(), "unknown essence parameter accepted");
+    assert!(
+        serde_json::from_value::<Flow>(v.clone()).is_err(),
+        "unknown essence parameter accepted"
+    );
     let mut v = load("flow-get-200-video-h264.json");
     v.as_object_mut().unwrap().remove("codec");
     let f: Flow = serde_json::from_value(v).unwrap();

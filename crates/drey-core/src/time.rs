@@ -18,13 +18,17 @@ pub const NS_PER_SEC: i64 = 1_000_000_000;
 /// Errors from parsing timestamps and time ranges.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
-    #[error("malformed timestamp {input:?}: expected \"[-]seconds:nanoseconds\" (e.g. \"10:500000000\")")]
+    #[error(
+        "malformed timestamp {input:?}: expected \"[-]seconds:nanoseconds\" (e.g. \"10:500000000\")"
+    )]
     MalformedTimestamp { input: String },
     #[error("timestamp {input:?} is out of the supported range (about ±292 years around 1970)")]
     OutOfRange { input: String },
     #[error("malformed timerange {input:?}: {reason}")]
     MalformedTimeRange { input: String, reason: &'static str },
-    #[error("malformed date-time {input:?}: expected RFC 3339 / ISO 8601 UTC (e.g. 2026-11-22T10:00:00Z)")]
+    #[error(
+        "malformed date-time {input:?}: expected RFC 3339 / ISO 8601 UTC (e.g. 2026-11-22T10:00:00Z)"
+    )]
     MalformedDateTime { input: String },
 }
 
@@ -83,9 +87,7 @@ impl Timestamp {
     pub fn from_utc(utc: time::OffsetDateTime) -> Option<Self> {
         let unix_ns = i64::try_from(utc.unix_timestamp_nanos()).ok()?;
         let offset = tai_utc_offset_secs_at_unix(unix_ns.div_euclid(NS_PER_SEC));
-        unix_ns
-            .checked_add(offset * NS_PER_SEC)
-            .map(Timestamp)
+        unix_ns.checked_add(offset * NS_PER_SEC).map(Timestamp)
     }
 
     /// The UTC instant of this TAI timestamp.
@@ -105,7 +107,9 @@ impl Timestamp {
 
     /// Parses an RFC 3339 date-time (UTC or with an offset) into a TAI timestamp.
     pub fn parse_utc(s: &str) -> Result<Self, TimeError> {
-        let err = || TimeError::MalformedDateTime { input: s.to_owned() };
+        let err = || TimeError::MalformedDateTime {
+            input: s.to_owned(),
+        };
         let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map_err(|_| err())?;
         Timestamp::from_utc(dt).ok_or_else(err)
@@ -135,7 +139,9 @@ impl FromStr for Timestamp {
 
     /// Parses the TAMS form `^-?(0|[1-9][0-9]*):(0|[1-9][0-9]{0,8})$` exactly.
     fn from_str(s: &str) -> Result<Self, TimeError> {
-        let malformed = || TimeError::MalformedTimestamp { input: s.to_owned() };
+        let malformed = || TimeError::MalformedTimestamp {
+            input: s.to_owned(),
+        };
         let (neg, rest) = match s.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, s),
@@ -150,7 +156,9 @@ impl FromStr for Timestamp {
         if !canonical_digits(sec_s, usize::MAX) || !canonical_digits(ns_s, 9) {
             return Err(malformed());
         }
-        let out_of_range = || TimeError::OutOfRange { input: s.to_owned() };
+        let out_of_range = || TimeError::OutOfRange {
+            input: s.to_owned(),
+        };
         let secs: i64 = sec_s.parse().map_err(|_| out_of_range())?;
         let nanos: u32 = ns_s.parse().map_err(|_| malformed())?;
         let secs = if neg { -secs } else { secs };
@@ -243,14 +251,34 @@ mod tests {
         for (s, ns) in ok {
             assert_eq!(s.parse::<Timestamp>().unwrap().as_nanos(), ns, "{s}");
         }
-        let malformed = ["", "0", ":0", "0:", "01:0", "0:01", "0:1000000000", "a:0", "+1:0", "1:0 ", "--1:0", "1.5:0"];
+        let malformed = [
+            "",
+            "0",
+            ":0",
+            "0:",
+            "01:0",
+            "0:01",
+            "0:1000000000",
+            "a:0",
+            "+1:0",
+            "1:0 ",
+            "--1:0",
+            "1.5:0",
+        ];
         for s in malformed {
             assert!(
-                matches!(s.parse::<Timestamp>(), Err(TimeError::MalformedTimestamp { .. })),
+                matches!(
+                    s.parse::<Timestamp>(),
+                    Err(TimeError::MalformedTimestamp { .. })
+                ),
                 "{s} should be malformed"
             );
         }
-        for s in ["9223372037:0", "99999999999999999999999:0", "9223372036:854775808"] {
+        for s in [
+            "9223372037:0",
+            "99999999999999999999999:0",
+            "9223372036:854775808",
+        ] {
             assert!(
                 matches!(s.parse::<Timestamp>(), Err(TimeError::OutOfRange { .. })),
                 "{s} should be out of range"

@@ -22,7 +22,10 @@ pub struct TimeRange {
 
 impl TimeRange {
     /// Eternity, `_`.
-    pub const ETERNITY: TimeRange = TimeRange { start: None, end: None };
+    pub const ETERNITY: TimeRange = TimeRange {
+        start: None,
+        end: None,
+    };
     /// Never, `()`.
     pub const NEVER: TimeRange = TimeRange {
         start: Some(0),
@@ -239,7 +242,9 @@ impl FromStr for TimeRange {
             None => {
                 // An instant: "[ts]" or "ts".
                 if start_inclusive == Some(false) || end_inclusive == Some(false) {
-                    return Err(bad("an instantaneous timerange cannot use exclusive markers"));
+                    return Err(bad(
+                        "an instantaneous timerange cannot use exclusive markers",
+                    ));
                 }
                 let t = parse_ts(s)?.ok_or_else(|| bad("missing timestamp"))?;
                 Ok(TimeRange::instant(Timestamp::from_nanos(t)))
@@ -314,8 +319,19 @@ mod tests {
         for (input, canonical) in cases {
             assert_eq!(tr(input).to_string(), canonical, "{input}");
         }
-        for bad in ["(1:0)", "(1:0]", "[1:0_2:0_3:0)", "[x_1:0)", "[01:0_2:0)", "[1:0_2:0))", "{1:0}"] {
-            assert!(bad.parse::<TimeRange>().is_err(), "{bad} should be rejected");
+        for bad in [
+            "(1:0)",
+            "(1:0]",
+            "[1:0_2:0_3:0)",
+            "[x_1:0)",
+            "[01:0_2:0)",
+            "[1:0_2:0))",
+            "{1:0}",
+        ] {
+            assert!(
+                bad.parse::<TimeRange>().is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 

@@ -1,1 +1,48 @@
-fn main() {}
+//! The `drey` binary: parses arguments, installs logging, runs one subcommand.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "drey",
+    version,
+    about = "A time-addressable store for live and recorded video (TAMS 8.2)"
+)]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, env = "DREY_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, background garbage collection and deletions).
+    Serve(drey::config::ServeArgs),
+    /// Collect garbage once: unregistered allocations past their timeout and unreferenced objects.
+    Gc(drey::config::StoreArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DREY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cli.command {
+            Command::Serve(args) => drey::cmds::serve::run(args).await,
+            Command::Gc(args) => drey::cmds::gc::run(args).await,
+        }
+    })
+}

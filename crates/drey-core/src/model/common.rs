@@ -104,7 +104,16 @@ impl MimeType {
             .ok_or_else(|| format!("{s:?} is not a MIME type (expected type/subtype)"))?;
         let top_ok = matches!(
             top,
-            "application" | "audio" | "font" | "example" | "image" | "message" | "model" | "multipart" | "text" | "video"
+            "application"
+                | "audio"
+                | "font"
+                | "example"
+                | "image"
+                | "message"
+                | "model"
+                | "multipart"
+                | "text"
+                | "video"
         ) || top
             .strip_prefix("x-")
             .is_some_and(|t| !t.is_empty() && t.chars().all(tchar));
@@ -208,9 +217,11 @@ impl ContainerMapping {
                 ));
             }
             if let Some(r) = channel_range {
-                let ok = r
-                    .split_once('_')
-                    .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && (a.to_owned() + b).bytes().all(|c| c.is_ascii_digit()));
+                let ok = r.split_once('_').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && (a.to_owned() + b).bytes().all(|c| c.is_ascii_digit())
+                });
                 if !ok {
                     return Err(ValidationError::new(
                         format!("{field}.audio_track.channel_range"),

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{CollectionItem, ContainerMapping, ContentFormat, MimeType, Tags, ValidationError, validate_tags};
+use super::common::{
+    CollectionItem, ContainerMapping, ContentFormat, MimeType, Tags, ValidationError, validate_tags,
+};
 use crate::id::Id;
 use crate::rate::{Rational, StrictRatio};
 use crate::timerange::TimeRange;
@@ -116,7 +118,9 @@ impl FlowEssence {
             FlowEssence::Audio { essence_parameters } => essence_parameters.init_segments,
             FlowEssence::Image { .. } => None,
             FlowEssence::Data { essence_parameters } => essence_parameters.init_segments,
-            FlowEssence::Multi { essence_parameters } => essence_parameters.as_ref().and_then(|e| e.init_segments),
+            FlowEssence::Multi { essence_parameters } => {
+                essence_parameters.as_ref().and_then(|e| e.init_segments)
+            }
         }
         .unwrap_or(false)
     }
@@ -124,8 +128,12 @@ impl FlowEssence {
     /// Frame size for video and image flows.
     pub fn frame_size(&self) -> Option<(u32, u32)> {
         match self {
-            FlowEssence::Video { essence_parameters: e } => Some((e.frame_width, e.frame_height)),
-            FlowEssence::Image { essence_parameters: e } => Some((e.frame_width, e.frame_height)),
+            FlowEssence::Video {
+                essence_parameters: e,
+            } => Some((e.frame_width, e.frame_height)),
+            FlowEssence::Image {
+                essence_parameters: e,
+            } => Some((e.frame_width, e.frame_height)),
             _ => None,
         }
     }
@@ -305,14 +313,20 @@ pub const MAX_DESCRIPTION_LEN: usize = 64 * 1024;
 
 pub fn validate_label(label: &str, field: &str) -> Result<(), ValidationError> {
     if label.len() > MAX_LABEL_LEN {
-        return Err(ValidationError::new(field, format!("at most {MAX_LABEL_LEN} bytes")));
+        return Err(ValidationError::new(
+            field,
+            format!("at most {MAX_LABEL_LEN} bytes"),
+        ));
     }
     Ok(())
 }
 
 pub fn validate_description(d: &str, field: &str) -> Result<(), ValidationError> {
     if d.len() > MAX_DESCRIPTION_LEN {
-        return Err(ValidationError::new(field, format!("at most {MAX_DESCRIPTION_LEN} bytes")));
+        return Err(ValidationError::new(
+            field,
+            format!("at most {MAX_DESCRIPTION_LEN} bytes"),
+        ));
     }
     Ok(())
 }
@@ -321,7 +335,10 @@ impl Flow {
     /// Rules of `flow-put.json` that serde cannot express.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.codec.is_none() && self.essence.format() != ContentFormat::Multi {
-            return Err(ValidationError::new("codec", "required for video, audio, image and data flows"));
+            return Err(ValidationError::new(
+                "codec",
+                "required for video, audio, image and data flows",
+            ));
         }
         let positive = |v: u32, f: &str| {
             if v == 0 {
@@ -331,7 +348,9 @@ impl Flow {
             }
         };
         match &self.essence {
-            FlowEssence::Video { essence_parameters: e } => {
+            FlowEssence::Video {
+                essence_parameters: e,
+            } => {
                 positive(e.frame_width, "essence_parameters.frame_width")?;
                 positive(e.frame_height, "essence_parameters.frame_height")?;
                 for (v, f) in [
@@ -359,14 +378,18 @@ impl Flow {
                     _ => {}
                 }
             }
-            FlowEssence::Audio { essence_parameters: e } => {
+            FlowEssence::Audio {
+                essence_parameters: e,
+            } => {
                 positive(e.sample_rate, "essence_parameters.sample_rate")?;
                 positive(e.channels, "essence_parameters.channels")?;
                 if let Some(b) = e.bit_depth {
                     positive(b, "essence_parameters.bit_depth")?;
                 }
             }
-            FlowEssence::Image { essence_parameters: e } => {
+            FlowEssence::Image {
+                essence_parameters: e,
+            } => {
                 positive(e.frame_width, "essence_parameters.frame_width")?;
                 positive(e.frame_height, "essence_parameters.frame_height")?;
             }
@@ -386,7 +409,10 @@ impl Flow {
         }
         if let Some(items) = &self.flow_collection {
             if items.len() > 1024 {
-                return Err(ValidationError::new("flow_collection", "at most 1024 members"));
+                return Err(ValidationError::new(
+                    "flow_collection",
+                    "at most 1024 members",
+                ));
             }
             for (i, item) in items.iter().enumerate() {
                 if let Some(m) = &item.container_mapping {

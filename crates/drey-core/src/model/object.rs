@@ -84,6 +84,10 @@ pub struct MediaObjectAllocation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutUrl {
     pub url: String,
-    #[serde(rename = "content-type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "content-type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content_type: Option<String>,
 }

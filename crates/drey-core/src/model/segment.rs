@@ -41,17 +41,25 @@ pub struct ExternalUrl {
 
 impl SegmentPost {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        validate_object_id(&self.object_id).map_err(|e| ValidationError::new("object_id", e.to_string()))?;
+        validate_object_id(&self.object_id)
+            .map_err(|e| ValidationError::new("object_id", e.to_string()))?;
         if let Some(init) = &self.init_object_id {
-            validate_object_id(init).map_err(|e| ValidationError::new("init_object_id", e.to_string()))?;
+            validate_object_id(init)
+                .map_err(|e| ValidationError::new("init_object_id", e.to_string()))?;
             if init == &self.object_id {
-                return Err(ValidationError::new("init_object_id", "must differ from object_id"));
+                return Err(ValidationError::new(
+                    "init_object_id",
+                    "must differ from object_id",
+                ));
             }
         }
         if !self.timerange.is_bounded() {
             return Err(ValidationError::new(
                 "timerange",
-                format!("{} must have a start and an end and be non-empty", self.timerange),
+                format!(
+                    "{} must have a start and an end and be non-empty",
+                    self.timerange
+                ),
             ));
         }
         if let Some(otr) = &self.object_timerange
@@ -65,14 +73,18 @@ impl SegmentPost {
         if let Some(kfc) = self.key_frame_count
             && kfc < 0
         {
-            return Err(ValidationError::new("key_frame_count", "must not be negative"));
+            return Err(ValidationError::new(
+                "key_frame_count",
+                "must not be negative",
+            ));
         }
         if let Some(urls) = &self.get_urls {
             if urls.len() > 16 {
                 return Err(ValidationError::new("get_urls", "at most 16 URLs"));
             }
             for (i, u) in urls.iter().enumerate() {
-                let ok = u.url.len() <= 4096 && (u.url.starts_with("http://") || u.url.starts_with("https://"));
+                let ok = u.url.len() <= 4096
+                    && (u.url.starts_with("http://") || u.url.starts_with("https://"));
                 if !ok {
                     return Err(ValidationError::new(
                         format!("get_urls[{i}].url"),

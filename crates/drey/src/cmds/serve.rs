@@ -1,0 +1,109 @@
+//! `drey serve`: opens the store, starts the background workers (garbage collection,
+//! delete requests), then serves HTTP until SIGINT/SIGTERM (graceful on the first signal,
+//! immediate on the second).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, ServeConfig, redact};
+use crate::http::{self, AppState};
+use crate::storage::gc;
+use crate::util::unix_now_ns;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = ServeConfig::resolve(&args)?;
+    let (index, objects) = cfg.store.open().await?;
+    let mut state = AppState::new(index.clone(), objects.clone(), cfg.service.clone());
+    state.metrics = Some(
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .context("installing the metrics recorder")?,
+    );
+    let stop = CancellationToken::new();
+    let gc_task = gc::spawn(
+        index.clone(),
+        objects.clone(),
+        cfg.gc_interval,
+        state.gc_wake.clone(),
+        stop.clone(),
+    );
+    let delete_task = spawn_delete_worker(state.clone(), stop.clone());
+
+    let listener = tokio::net::TcpListener::bind(&cfg.http)
+        .await
+        .with_context(|| format!("binding {}", cfg.http))?;
+    tracing::info!(
+        http = %listener.local_addr()?,
+        database = %redact(&cfg.store.database),
+        objects = %cfg.store.objects,
+        public_url = %cfg.service.public_url,
+        "drey ready"
+    );
+    let shutdown = stop.clone();
+    axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down (send the signal again to stop at once)");
+            shutdown.cancel();
+            tokio::spawn(async {
+                wait_for_signal().await;
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(130);
+            });
+        })
+        .await?;
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = gc_task.await;
+        let _ = delete_task.await;
+    })
+    .await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Picks up delete requests left unfinished by a crashed or restarted instance (their
+/// lease expired) and finishes them.
+fn spawn_delete_worker(state: AppState, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let wake = state.delete_wake.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = wake.notified() => {}
+            }
+            let lease = unix_now_ns().saturating_add(30_000_000_000);
+            match state.index.claim_delete_request(unix_now_ns(), lease).await {
+                Ok(Some(req)) => {
+                    tracing::info!(request = %req.id, flow = %req.flow_id, "resuming flow delete request");
+                    http::run_delete_request(&state, req).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "claiming delete requests failed"),
+            }
+        }
+    })
+}

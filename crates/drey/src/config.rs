@@ -1,0 +1,232 @@
+//! Configuration: command-line flags, their `DREY_*` environment equivalents, and an
+//! optional TOML file (`--config`, unknown keys rejected). Flags and environment win over
+//! the file; the file wins over built-in defaults. With nothing set, drey runs on SQLite
+//! and a local directory under `./drey-data`, serving HTTP on 127.0.0.1:8080.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::http::ServiceConfig;
+use crate::storage::index::{self, Index};
+use crate::storage::objects::{Objects, S3Settings};
+
+/// Where the index and objects live; shared by every subcommand that opens the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "DREY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded defaults (SQLite file, local objects).
+    #[arg(long, env = "DREY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Index database: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, env = "DREY_DATABASE")]
+    pub database: Option<String>,
+    /// Object store: a directory path, s3://BUCKET (endpoint and keys from AWS_ENDPOINT_URL,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) or memory://.
+    #[arg(long, env = "DREY_OBJECTS")]
+    pub objects: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// HTTP listen address.
+    #[arg(long, env = "DREY_HTTP")]
+    pub http: Option<String>,
+    /// Base URL clients use to reach this instance (in object URLs and Link headers).
+    #[arg(long, env = "DREY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// The TOML file. Every key is optional; unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub objects: Option<String>,
+    pub http: Option<String>,
+    pub public_url: Option<String>,
+    /// Seconds an allocated object id may stay unregistered (TAMS min_object_timeout, >= 300).
+    pub min_object_timeout_secs: Option<u64>,
+    /// Validity of presigned URLs in seconds (30 to min_object_timeout_secs).
+    pub presign_ttl_secs: Option<u64>,
+    /// Seconds between garbage-collection passes.
+    pub gc_interval_secs: Option<u64>,
+    /// Milliseconds a DELETE works before answering 202 and continuing in the background.
+    pub delete_timeout_ms: Option<u64>,
+    /// Largest object accepted through drey's own upload URLs, in bytes.
+    pub max_object_bytes: Option<u64>,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+    }
+}
+
+/// Resolved store locations.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub database: String,
+    pub objects: String,
+}
+
+impl StoreConfig {
+    pub fn resolve(args: &StoreArgs, file: &FileConfig) -> Self {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("drey-data"));
+        let database = args
+            .database
+            .clone()
+            .or_else(|| file.database.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("index.db").display()));
+        let objects = args
+            .objects
+            .clone()
+            .or_else(|| file.objects.clone())
+            .unwrap_or_else(|| data_dir.join("objects").display().to_string());
+        StoreConfig {
+            data_dir,
+            database,
+            objects,
+        }
+    }
+
+    /// Opens the index (applying migrations) and the object store.
+    pub async fn open(&self) -> anyhow::Result<(Arc<dyn Index>, Arc<Objects>)> {
+        if self.database.starts_with("sqlite:") {
+            std::fs::create_dir_all(&self.data_dir)
+                .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
+        }
+        let index = index::open(&self.database)
+            .await
+            .with_context(|| format!("opening index {}", redact(&self.database)))?;
+        let objects = if let Some(bucket) = self.objects.strip_prefix("s3://") {
+            let bucket = bucket.trim_end_matches('/');
+            if bucket.is_empty() || bucket.contains('/') {
+                bail!("--objects s3://BUCKET: {:?} is not a bucket name", bucket);
+            }
+            Objects::s3(&S3Settings::from_env(bucket))?
+        } else if self.objects == "memory://" {
+            Objects::memory()
+        } else {
+            Objects::local(&self.objects)?
+        };
+        Ok((index, Arc::new(objects)))
+    }
+}
+
+/// Hides a password in a database URL for logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Everything `serve` needs, resolved.
+pub struct ServeConfig {
+    pub store: StoreConfig,
+    pub http: String,
+    pub service: ServiceConfig,
+    pub gc_interval: Duration,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = FileConfig::load(args.store.config.as_deref())?;
+        let store = StoreConfig::resolve(&args.store, &file);
+        let http = args
+            .http
+            .clone()
+            .or_else(|| file.http.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let public_url = args
+            .public_url
+            .clone()
+            .or_else(|| file.public_url.clone())
+            .unwrap_or_else(|| format!("http://{http}"));
+        let mut service = ServiceConfig {
+            public_url,
+            ..ServiceConfig::default()
+        };
+        if let Some(s) = file.min_object_timeout_secs {
+            if s < 300 {
+                bail!("min_object_timeout_secs must be at least 300 (TAMS)");
+            }
+            service.min_object_timeout = Duration::from_secs(s);
+        }
+        service.presign_ttl = file
+            .presign_ttl_secs
+            .map(Duration::from_secs)
+            .unwrap_or(service.min_object_timeout);
+        if service.presign_ttl < Duration::from_secs(30)
+            || service.presign_ttl > service.min_object_timeout
+        {
+            bail!("presign_ttl_secs must be between 30 and min_object_timeout_secs (TAMS)");
+        }
+        if let Some(ms) = file.delete_timeout_ms {
+            service.delete_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = file.max_object_bytes {
+            service.max_object_bytes = n;
+        }
+        if let Some(n) = file.max_body_bytes {
+            service.max_body_bytes = n;
+        }
+        Ok(ServeConfig {
+            store,
+            http,
+            service,
+            gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(30)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("data_dir = 'x'\nbogus = 1").is_err());
+        let f: FileConfig =
+            toml::from_str("database = 'postgres://a@b/c'\ngc_interval_secs = 5").unwrap();
+        assert_eq!(f.gc_interval_secs, Some(5));
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let args = StoreArgs {
+            config: None,
+            data_dir: None,
+            database: None,
+            objects: None,
+        };
+        let s = StoreConfig::resolve(&args, &FileConfig::default());
+        assert_eq!(s.database, "sqlite://drey-data/index.db");
+        assert_eq!(s.objects, "drey-data/objects");
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}

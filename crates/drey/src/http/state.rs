@@ -1,0 +1,79 @@
+//! What every handler shares: the index, the object store, service settings and the
+//! wake-up signals of the background workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use crate::storage::index::Index;
+use crate::storage::objects::Objects;
+
+/// Service settings the HTTP layer needs (resolved from config by `cmds::serve`).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Base URL clients reach this instance at; used in get/put URLs and Link headers.
+    pub public_url: String,
+    /// How long an allocated object id may stay unregistered before collection.
+    pub min_object_timeout: Duration,
+    /// Validity of presigned URLs (S3); at most `min_object_timeout`.
+    pub presign_ttl: Duration,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// Largest object accepted through drey's own upload URL.
+    pub max_object_bytes: u64,
+    /// How long a DELETE works before answering 202 and continuing in the background.
+    pub delete_timeout: Duration,
+    /// Segments deleted per index transaction.
+    pub delete_chunk: usize,
+    pub default_page_limit: usize,
+    pub max_page_limit: usize,
+    /// Largest batch of segments in one POST.
+    pub max_segments_per_post: usize,
+    /// Largest number of object ids allocated by one storage POST.
+    pub max_objects_per_allocation: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            min_object_timeout: Duration::from_secs(600),
+            presign_ttl: Duration::from_secs(600),
+            max_body_bytes: 32 * 1024 * 1024,
+            max_object_bytes: 4 * 1024 * 1024 * 1024,
+            delete_timeout: Duration::from_secs(2),
+            delete_chunk: 2000,
+            default_page_limit: 100,
+            max_page_limit: 10_000,
+            max_segments_per_post: 10_000,
+            max_objects_per_allocation: 1000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub index: Arc<dyn Index>,
+    pub objects: Arc<Objects>,
+    pub cfg: Arc<ServiceConfig>,
+    /// Wakes the garbage collector (after deletes).
+    pub gc_wake: Arc<Notify>,
+    /// Wakes the delete-request worker (after a 202).
+    pub delete_wake: Arc<Notify>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(index: Arc<dyn Index>, objects: Arc<Objects>, cfg: ServiceConfig) -> Self {
+        AppState {
+            index,
+            objects,
+            cfg: Arc::new(cfg),
+            gc_wake: Arc::new(Notify::new()),
+            delete_wake: Arc::new(Notify::new()),
+            metrics: None,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! drey: a time-addressable store for live and recorded video. This library holds the whole
+//! application; `main.rs` only parses arguments and calls into [`cmds`].
+//!
+//! - [`storage`]: the time index (SQLite / PostgreSQL) and the object store (local / S3).
+//! - [`http`]: the TAMS 8.2 API and drey's object URLs.
+//! - [`cmds`]: one module per subcommand (`serve`, `gc`).
+
+pub mod cmds;
+pub mod config;
+pub mod http;
+pub mod storage;
+pub mod util;
+
+#[cfg(test)]
+pub(crate) mod testing;

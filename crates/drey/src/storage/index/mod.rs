@@ -1,0 +1,271 @@
+//! The time index: one [`Index`] trait over Sources, Flows, Segments, Objects and delete
+//! requests, implemented for SQLite (embedded default) and PostgreSQL (scale-out).
+//!
+//! Both implementations share their SQL through `sql.rs`; what differs (pool setup, batch
+//! statements, row locks) is in `sqlite.rs` and `postgres.rs`. The rules every
+//! implementation keeps, and that `conformance.rs` tests against both:
+//! - segments of one flow never overlap: the check and the insert happen in one
+//!   transaction that holds the flow's write lock, so of two racing writers exactly one wins;
+//! - a segment only references an object whose bytes were verified in the object store
+//!   (`state = stored`), or an uncontrolled object with external URLs;
+//! - queries by time are range scans of the `(flow_id, start_ns)` primary key.
+
+mod conformance;
+mod plan;
+mod postgres;
+mod sql;
+mod sqlite;
+
+#[cfg(test)]
+pub(crate) use conformance::run_all as run_conformance;
+pub use plan::{NewSegment, SegmentRejection};
+pub use postgres::PgIndex;
+pub use sqlite::SqliteIndex;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use drey_core::model::{DeletionRequest, Flow, GetUrl, Source};
+use drey_core::{Id, TimeRange};
+
+/// Errors the index reports; the HTTP layer maps each to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt index row: {0}")]
+    Corrupt(String),
+    #[error("flow {0} does not exist")]
+    FlowNotFound(Id),
+    #[error("object id {0:?} already exists")]
+    ObjectExists(String),
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    BadUrl(String),
+}
+
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+/// A value with the opaque version token used for compare-and-swap updates.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: String,
+}
+
+/// Outcome of [`Index::put_flow`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutFlow {
+    Created,
+    Updated,
+    /// `expected_version` did not match: someone else updated the flow first.
+    Conflict,
+    /// The flow names an existing source of another format.
+    SourceFormatMismatch {
+        source_format: String,
+    },
+}
+
+/// Filters the index applies itself; the rest (tags, timerange, sorting) are applied by the
+/// caller on the returned rows.
+#[derive(Debug, Clone, Default)]
+pub struct FlowQuery {
+    pub source_id: Option<Id>,
+    pub format: Option<String>,
+    pub codec: Option<String>,
+    pub label: Option<String>,
+    pub frame_width: Option<i64>,
+    pub frame_height: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SourceQuery {
+    pub label: Option<String>,
+    pub format: Option<String>,
+}
+
+/// A page request over a flow's segments.
+#[derive(Debug, Clone)]
+pub struct SegmentQuery {
+    pub range: TimeRange,
+    pub object_id: Option<String>,
+    pub reverse: bool,
+    /// Keyset cursor: the `start_ns` of the last segment of the previous page.
+    pub after_start_ns: Option<i64>,
+    pub limit: usize,
+}
+
+/// A segment row as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSegment {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub object_id: String,
+    pub init_object_id: Option<String>,
+    pub ts_offset_ns: Option<i64>,
+    pub last_duration_ns: Option<i64>,
+    pub object_start_ns: Option<i64>,
+    pub object_end_ns: Option<i64>,
+    pub sample_offset: Option<i64>,
+    pub sample_count: Option<i64>,
+    pub key_frame_count: Option<i64>,
+    /// URLs of an uncontrolled object (held outside drey's storage).
+    pub external_urls: Option<Vec<GetUrl>>,
+}
+
+/// Lifecycle of an object row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    Allocated,
+    Stored,
+    Deleting,
+}
+
+impl ObjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::Allocated => "allocated",
+            ObjectState::Stored => "stored",
+            ObjectState::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "allocated" => Ok(ObjectState::Allocated),
+            "stored" => Ok(ObjectState::Stored),
+            "deleting" => Ok(ObjectState::Deleting),
+            other => Err(IndexError::Corrupt(format!("object state {other:?}"))),
+        }
+    }
+}
+
+/// An object row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectRow {
+    pub id: String,
+    /// The flow the id was allocated to.
+    pub flow_id: String,
+    pub state: ObjectState,
+    /// False for objects held outside drey's storage (registered with `get_urls`).
+    pub controlled: bool,
+    pub created_unix_ns: i64,
+    pub size: Option<i64>,
+    pub content_type: Option<String>,
+    /// `Some(true)` once used as an init object, `Some(false)` once used as media.
+    pub is_init: Option<bool>,
+    pub first_flow_id: Option<String>,
+    pub key_frame_count: Option<i64>,
+    pub object_start_ns: Option<i64>,
+    pub object_end_ns: Option<i64>,
+    pub external_urls: Option<Vec<GetUrl>>,
+}
+
+/// Progress of one chunk of a segment deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeleteChunk {
+    pub deleted: usize,
+    /// True when more matching segments remain after this chunk.
+    pub more: bool,
+}
+
+#[async_trait]
+pub trait Index: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    async fn get_source(&self, id: Id) -> Result<Option<Versioned<Source>>>;
+    async fn list_sources(&self, q: &SourceQuery) -> Result<Vec<Source>>;
+    /// Replaces a source's metadata if its version is still `expected_version`.
+    async fn update_source(
+        &self,
+        source: &Source,
+        expected_version: &str,
+        now_unix_ns: i64,
+    ) -> Result<bool>;
+
+    async fn get_flow(&self, id: Id) -> Result<Option<Versioned<Flow>>>;
+    async fn list_flows(&self, q: &FlowQuery) -> Result<Vec<Flow>>;
+    /// Creates or replaces a flow (creating its source if new). With `expected_version`,
+    /// replaces only if the stored version still matches.
+    async fn put_flow(
+        &self,
+        flow: &Flow,
+        expected_version: Option<&str>,
+        now_unix_ns: i64,
+    ) -> Result<PutFlow>;
+    /// Removes a flow row whose segments are all deleted. False if it did not exist.
+    async fn delete_flow(&self, id: Id) -> Result<bool>;
+    /// The hull of the flow's segments that overlap `within`; `NEVER` when none do.
+    async fn flow_timerange(&self, id: Id, within: &TimeRange) -> Result<TimeRange>;
+
+    /// Registers a batch of segments atomically per segment: each either is stored or gets
+    /// a rejection, in input order. Overlap with stored segments or an earlier one of the
+    /// batch is a rejection, decided under the flow's write lock.
+    async fn register_segments(
+        &self,
+        flow_id: Id,
+        segments: &[NewSegment],
+        now_unix_ns: i64,
+    ) -> Result<Vec<Result<(), SegmentRejection>>>;
+    async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<StoredSegment>>;
+    /// Deletes up to `max` segments wholly inside `range`, in time order. Objects left
+    /// unreferenced become garbage-collection candidates.
+    async fn delete_segments(
+        &self,
+        flow_id: Id,
+        range: &TimeRange,
+        object_id: Option<&str>,
+        max: usize,
+        now_unix_ns: i64,
+    ) -> Result<DeleteChunk>;
+
+    /// Records new object ids for a flow. Fails with [`IndexError::ObjectExists`] (and
+    /// records none) if any id is taken.
+    async fn allocate_objects(
+        &self,
+        flow_id: Id,
+        ids: &[String],
+        content_type: Option<&str>,
+        now_unix_ns: i64,
+        gc_after_unix_ns: i64,
+    ) -> Result<()>;
+    async fn get_objects(&self, ids: &[String]) -> Result<Vec<ObjectRow>>;
+    /// Marks allocated objects as stored once their bytes are verified, with their sizes.
+    async fn mark_objects_stored(&self, stored: &[(String, i64)]) -> Result<()>;
+    /// Flows with at least one segment referencing the object (as media or init).
+    async fn object_flows(&self, id: &str, limit: usize) -> Result<Vec<Id>>;
+
+    /// Claims up to `limit` objects due for collection: unreferenced ones are moved to
+    /// `deleting` and returned; referenced ones are taken off the candidate list.
+    async fn claim_gc_candidates(&self, now_unix_ns: i64, limit: usize) -> Result<Vec<ObjectRow>>;
+    /// Drops the row of an object in `deleting` state after its bytes were removed.
+    async fn forget_object(&self, id: &str) -> Result<()>;
+
+    async fn put_delete_request(&self, r: &DeletionRequest, lease_until_unix_ns: i64)
+    -> Result<()>;
+    async fn get_delete_request(&self, id: Id) -> Result<Option<DeletionRequest>>;
+    async fn list_delete_requests(&self) -> Result<Vec<DeletionRequest>>;
+    /// Takes an unfinished delete request whose lease has expired (another instance died,
+    /// or this one restarted), extending the lease.
+    async fn claim_delete_request(
+        &self,
+        now_unix_ns: i64,
+        lease_until_unix_ns: i64,
+    ) -> Result<Option<DeletionRequest>>;
+}
+
+/// Opens the index named by a database URL and applies migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Index>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteIndex::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgIndex::open(url).await?))
+    } else {
+        Err(IndexError::BadUrl(url.to_owned()))
+    }
+}

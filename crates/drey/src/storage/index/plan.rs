@@ -1,0 +1,334 @@
+//! The database-independent half of segment registration: which segments of a batch may be
+//! stored, given the object rows they reference. Runs inside the index's write
+//! transaction, after the rows are locked, so its decisions cannot go stale.
+
+use std::collections::HashMap;
+
+use drey_core::TimeRange;
+use drey_core::model::{GetUrl, SegmentPost};
+
+use super::{ObjectRow, ObjectState};
+
+/// A segment ready for the index: times in nanoseconds, half-open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSegment {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub object_id: String,
+    pub init_object_id: Option<String>,
+    pub ts_offset_ns: Option<i64>,
+    pub last_duration_ns: Option<i64>,
+    pub object_start_ns: Option<i64>,
+    pub object_end_ns: Option<i64>,
+    pub sample_offset: Option<i64>,
+    pub sample_count: Option<i64>,
+    pub key_frame_count: Option<i64>,
+    /// For objects held outside drey's storage: where to read them.
+    pub external_urls: Option<Vec<GetUrl>>,
+}
+
+impl NewSegment {
+    /// From a validated POST body (`SegmentPost::validate` passed, so ranges are bounded).
+    pub fn from_post(p: &SegmentPost) -> Self {
+        NewSegment {
+            start_ns: p.timerange.start_nanos().unwrap_or(0),
+            end_ns: p.timerange.end_nanos().unwrap_or(0),
+            object_id: p.object_id.clone(),
+            init_object_id: p.init_object_id.clone(),
+            ts_offset_ns: p.ts_offset.map(|t| t.as_nanos()),
+            last_duration_ns: p.last_duration.map(|t| t.as_nanos()),
+            object_start_ns: p.object_timerange.and_then(|r| r.start_nanos()),
+            object_end_ns: p.object_timerange.and_then(|r| r.end_nanos()),
+            sample_offset: p.sample_offset,
+            sample_count: p.sample_count,
+            key_frame_count: p.key_frame_count,
+            external_urls: p.get_urls.as_ref().map(|urls| {
+                urls.iter()
+                    .map(|u| GetUrl {
+                        url: u.url.clone(),
+                        presigned: None,
+                        label: Some(u.label.clone()),
+                        storage_id: None,
+                        controlled: Some(false),
+                        store_type: None,
+                        provider: None,
+                        region: None,
+                        store_product: None,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    pub fn timerange(&self) -> TimeRange {
+        TimeRange::from_nanos(self.start_ns, self.end_ns)
+    }
+}
+
+/// Why one segment of a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentRejection {
+    #[error("timerange {timerange} overlaps a segment already in the flow")]
+    Overlap { timerange: String },
+    #[error("timerange {timerange} overlaps another segment of the same request")]
+    OverlapInBatch { timerange: String },
+    #[error(
+        "object {0:?} is unknown: allocate it with POST /flows/{{flowId}}/storage, or give get_urls for an object held elsewhere"
+    )]
+    ObjectUnknown(String),
+    #[error("object {0:?} has no bytes in the object store yet: upload it to its put_url first")]
+    ObjectNotUploaded(String),
+    #[error(
+        "object {object_id:?} was allocated to flow {flow_id} and has not been registered there"
+    )]
+    ObjectOfOtherFlow { object_id: String, flow_id: String },
+    #[error("object {0:?} is being garbage-collected")]
+    ObjectBeingDeleted(String),
+    #[error("object {0:?} is an init object and cannot be used as a media object")]
+    InitUsedAsMedia(String),
+    #[error("object {0:?} is a media object and cannot be used as an init object")]
+    MediaUsedAsInit(String),
+    #[error("object {object_id:?} already has {property} {existing}, the request says {given}")]
+    ObjectPropertyDiffers {
+        object_id: String,
+        property: &'static str,
+        existing: String,
+        given: String,
+    },
+}
+
+impl SegmentRejection {
+    /// The request field the rejection is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SegmentRejection::Overlap { .. } | SegmentRejection::OverlapInBatch { .. } => {
+                "timerange"
+            }
+            SegmentRejection::MediaUsedAsInit(_) => "init_object_id",
+            SegmentRejection::ObjectPropertyDiffers { property, .. } => property,
+            _ => "object_id",
+        }
+    }
+}
+
+/// Decides, for each segment of a batch in input order, whether it may be stored as far as
+/// objects and the batch itself are concerned. Overlap with stored segments is checked
+/// afterwards by the database for the survivors.
+pub(crate) fn check_batch(
+    flow_id: &str,
+    segments: &[NewSegment],
+    objects: &HashMap<String, ObjectRow>,
+) -> Vec<Option<SegmentRejection>> {
+    let mut verdicts: Vec<Option<SegmentRejection>> = segments
+        .iter()
+        .map(|s| check_objects(flow_id, s, objects).err())
+        .collect();
+
+    // Objects used as media and as init within this batch.
+    let mut role: HashMap<&str, bool> = HashMap::new();
+    for (i, s) in segments.iter().enumerate() {
+        if verdicts[i].is_some() {
+            continue;
+        }
+        if role.get(s.object_id.as_str()) == Some(&true) {
+            verdicts[i] = Some(SegmentRejection::InitUsedAsMedia(s.object_id.clone()));
+            continue;
+        }
+        if let Some(init) = &s.init_object_id
+            && role.get(init.as_str()) == Some(&false)
+        {
+            verdicts[i] = Some(SegmentRejection::MediaUsedAsInit(init.clone()));
+            continue;
+        }
+        role.insert(&s.object_id, false);
+        if let Some(init) = &s.init_object_id {
+            role.insert(init, true);
+        }
+    }
+
+    // Overlap within the batch: the later segment in input order loses.
+    let mut order: Vec<usize> = (0..segments.len())
+        .filter(|&i| verdicts[i].is_none())
+        .collect();
+    order.sort_by_key(|&i| (segments[i].start_ns, i));
+    let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+    for i in order {
+        if let Some(&prev) = kept.last()
+            && segments[prev].end_ns > segments[i].start_ns
+        {
+            let loser = prev.max(i);
+            verdicts[loser] = Some(SegmentRejection::OverlapInBatch {
+                timerange: segments[loser].timerange().to_string(),
+            });
+            if loser == prev {
+                kept.pop();
+                kept.push(i);
+            }
+            continue;
+        }
+        kept.push(i);
+    }
+    verdicts
+}
+
+fn check_objects(
+    flow_id: &str,
+    s: &NewSegment,
+    objects: &HashMap<String, ObjectRow>,
+) -> Result<(), SegmentRejection> {
+    match objects.get(&s.object_id) {
+        None if s.external_urls.is_some() => {}
+        None => return Err(SegmentRejection::ObjectUnknown(s.object_id.clone())),
+        Some(o) => {
+            usable(flow_id, o)?;
+            if o.is_init == Some(true) {
+                return Err(SegmentRejection::InitUsedAsMedia(o.id.clone()));
+            }
+            if let (Some(a), Some(b)) = (o.key_frame_count, s.key_frame_count)
+                && a != b
+            {
+                return Err(SegmentRejection::ObjectPropertyDiffers {
+                    object_id: o.id.clone(),
+                    property: "key_frame_count",
+                    existing: a.to_string(),
+                    given: b.to_string(),
+                });
+            }
+            if let (Some(os), Some(oe), Some(ss), Some(se)) = (
+                o.object_start_ns,
+                o.object_end_ns,
+                s.object_start_ns,
+                s.object_end_ns,
+            ) && (os, oe) != (ss, se)
+            {
+                return Err(SegmentRejection::ObjectPropertyDiffers {
+                    object_id: o.id.clone(),
+                    property: "object_timerange",
+                    existing: TimeRange::from_nanos(os, oe).to_string(),
+                    given: TimeRange::from_nanos(ss, se).to_string(),
+                });
+            }
+        }
+    }
+    if let Some(init) = &s.init_object_id {
+        let o = objects
+            .get(init)
+            .ok_or_else(|| SegmentRejection::ObjectUnknown(init.clone()))?;
+        usable(flow_id, o)?;
+        if o.is_init == Some(false) {
+            return Err(SegmentRejection::MediaUsedAsInit(init.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn usable(flow_id: &str, o: &ObjectRow) -> Result<(), SegmentRejection> {
+    match o.state {
+        ObjectState::Deleting => Err(SegmentRejection::ObjectBeingDeleted(o.id.clone())),
+        ObjectState::Allocated => Err(SegmentRejection::ObjectNotUploaded(o.id.clone())),
+        ObjectState::Stored if o.first_flow_id.is_none() && o.flow_id != flow_id => {
+            Err(SegmentRejection::ObjectOfOtherFlow {
+                object_id: o.id.clone(),
+                flow_id: o.flow_id.clone(),
+            })
+        }
+        ObjectState::Stored => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: i64, end: i64, obj: &str) -> NewSegment {
+        NewSegment {
+            start_ns: start,
+            end_ns: end,
+            object_id: obj.into(),
+            init_object_id: None,
+            ts_offset_ns: None,
+            last_duration_ns: None,
+            object_start_ns: None,
+            object_end_ns: None,
+            sample_offset: None,
+            sample_count: None,
+            key_frame_count: None,
+            external_urls: None,
+        }
+    }
+
+    fn obj(id: &str, flow: &str, state: ObjectState) -> ObjectRow {
+        ObjectRow {
+            id: id.into(),
+            flow_id: flow.into(),
+            state,
+            controlled: true,
+            created_unix_ns: 0,
+            size: Some(1),
+            content_type: None,
+            is_init: None,
+            first_flow_id: None,
+            key_frame_count: None,
+            object_start_ns: None,
+            object_end_ns: None,
+            external_urls: None,
+        }
+    }
+
+    #[test]
+    fn batch_rules() {
+        let objects: HashMap<String, ObjectRow> = [
+            obj("a", "f", ObjectState::Stored),
+            obj("b", "f", ObjectState::Stored),
+            obj("c", "other", ObjectState::Stored),
+            obj("d", "f", ObjectState::Allocated),
+            obj("e", "f", ObjectState::Deleting),
+        ]
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+        let batch = [
+            seg(10, 20, "a"),
+            seg(15, 25, "b"), // overlaps the first: later one loses
+            seg(0, 10, "b"),
+            seg(30, 40, "c"),
+            seg(40, 50, "d"),
+            seg(50, 60, "e"),
+            seg(60, 70, "zz"),
+        ];
+        let v = check_batch("f", &batch, &objects);
+        assert_eq!(v[0], None);
+        assert!(matches!(
+            v[1],
+            Some(SegmentRejection::OverlapInBatch { .. })
+        ));
+        assert_eq!(v[2], None);
+        assert!(matches!(
+            v[3],
+            Some(SegmentRejection::ObjectOfOtherFlow { .. })
+        ));
+        assert!(matches!(v[4], Some(SegmentRejection::ObjectNotUploaded(_))));
+        assert!(matches!(
+            v[5],
+            Some(SegmentRejection::ObjectBeingDeleted(_))
+        ));
+        assert!(matches!(v[6], Some(SegmentRejection::ObjectUnknown(_))));
+    }
+
+    #[test]
+    fn init_and_media_roles_do_not_mix() {
+        let objects: HashMap<String, ObjectRow> = [
+            obj("i", "f", ObjectState::Stored),
+            obj("m", "f", ObjectState::Stored),
+        ]
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+        let mut s0 = seg(0, 10, "m");
+        s0.init_object_id = Some("i".into());
+        let s1 = seg(10, 20, "i");
+        let v = check_batch("f", &[s0, s1], &objects);
+        assert_eq!(v[0], None);
+        assert!(matches!(v[1], Some(SegmentRejection::InitUsedAsMedia(_))));
+    }
+}

@@ -1,0 +1,931 @@
+//! The SQL shared by the SQLite and PostgreSQL indexes, written once as a macro that
+//! expands into `impl Index` for each. Statements whose text differs between the two
+//! (row locks, JSON batch expansion) are chosen with `pick!`; every bound value is a
+//! type both drivers encode (i64, bool, text), and batches travel as one JSON text.
+
+/// `pick!(pg, "postgres sql", "sqlite sql")`.
+macro_rules! pick {
+    ($pg:expr, $a:expr, $b:expr) => {
+        if $pg { $a } else { $b }
+    };
+}
+pub(crate) use pick;
+
+macro_rules! impl_index {
+    ($ty:ty, $db:ty, $kind:literal, $pg:literal) => {
+        impl $ty {
+            fn object_from_row(r: &<$db as sqlx::Database>::Row) -> Result<ObjectRow> {
+                use sqlx::Row;
+                let urls: Option<String> = r.try_get("external_urls")?;
+                Ok(ObjectRow {
+                    id: r.try_get("id")?,
+                    flow_id: r.try_get("flow_id")?,
+                    state: ObjectState::parse(&r.try_get::<String, _>("state")?)?,
+                    controlled: r.try_get("controlled")?,
+                    created_unix_ns: r.try_get("created_unix_ns")?,
+                    size: r.try_get("size")?,
+                    content_type: r.try_get("content_type")?,
+                    is_init: r.try_get("is_init")?,
+                    first_flow_id: r.try_get("first_flow_id")?,
+                    key_frame_count: r.try_get("key_frame_count")?,
+                    object_start_ns: r.try_get("object_start_ns")?,
+                    object_end_ns: r.try_get("object_end_ns")?,
+                    external_urls: urls.map(|u| parse_json(&u)).transpose()?,
+                })
+            }
+
+            /// Where a scan for segments overlapping `[s, ..)` must start: the predecessor
+            /// of `s` when it reaches past `s`, else `s` itself.
+            async fn scan_from<'e, E>(ex: E, flow: &str, s: i64) -> Result<i64>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                use sqlx::Row;
+                let prev = sqlx::query(
+                    "SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
+                     ORDER BY start_ns DESC LIMIT 1",
+                )
+                .bind(flow)
+                .bind(s)
+                .fetch_optional(ex)
+                .await?;
+                Ok(match prev {
+                    Some(r) if r.try_get::<i64, _>("end_ns")? > s => r.try_get("start_ns")?,
+                    _ => s,
+                })
+            }
+
+            async fn fill_flow(&self, row: &<$db as sqlx::Database>::Row) -> Result<Versioned<Flow>> {
+                use sqlx::Row;
+                let mut flow: Flow = parse_json(&row.try_get::<String, _>("doc")?)?;
+                flow.created = Some(unix_ns_to_rfc3339(row.try_get("created_unix_ns")?));
+                flow.metadata_updated = Some(unix_ns_to_rfc3339(row.try_get("updated_unix_ns")?));
+                flow.segments_updated = row
+                    .try_get::<Option<i64>, _>("segments_updated_unix_ns")?
+                    .map(unix_ns_to_rfc3339);
+                let parents = sqlx::query("SELECT parent_id FROM flow_collection WHERE child_id = $1 ORDER BY parent_id")
+                    .bind(flow.id.to_string())
+                    .fetch_all(self.read())
+                    .await?;
+                if !parents.is_empty() {
+                    flow.collected_by = Some(
+                        parents
+                            .iter()
+                            .map(|r| parse_id(&r.try_get::<String, _>("parent_id")?))
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                Ok(Versioned {
+                    value: flow,
+                    version: row.try_get("version")?,
+                })
+            }
+
+            async fn fill_source(&self, row: &<$db as sqlx::Database>::Row) -> Result<Versioned<Source>> {
+                use sqlx::Row;
+                let mut src: Source = parse_json(&row.try_get::<String, _>("doc")?)?;
+                src.created = Some(unix_ns_to_rfc3339(row.try_get("created_unix_ns")?));
+                src.updated = Some(unix_ns_to_rfc3339(row.try_get("updated_unix_ns")?));
+                let id = src.id.to_string();
+                let children = sqlx::query(
+                    "SELECT DISTINCT c.source_id AS sid FROM flows p \
+                     JOIN flow_collection fc ON fc.parent_id = p.id \
+                     JOIN flows c ON c.id = fc.child_id \
+                     WHERE p.source_id = $1 AND c.source_id <> $1 ORDER BY sid",
+                )
+                .bind(&id)
+                .fetch_all(self.read())
+                .await?;
+                if !children.is_empty() {
+                    src.source_collection = Some(
+                        children
+                            .iter()
+                            .map(|r| {
+                                Ok(CollectionItem {
+                                    id: parse_id(&r.try_get::<String, _>("sid")?)?,
+                                    role: None,
+                                    container_mapping: None,
+                                })
+                            })
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                let parents = sqlx::query(
+                    "SELECT DISTINCT p.source_id AS sid FROM flows c \
+                     JOIN flow_collection fc ON fc.child_id = c.id \
+                     JOIN flows p ON p.id = fc.parent_id \
+                     WHERE c.source_id = $1 AND p.source_id <> $1 ORDER BY sid",
+                )
+                .bind(&id)
+                .fetch_all(self.read())
+                .await?;
+                if !parents.is_empty() {
+                    src.collected_by = Some(
+                        parents
+                            .iter()
+                            .map(|r| parse_id(&r.try_get::<String, _>("sid")?))
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                Ok(Versioned {
+                    value: src,
+                    version: row.try_get("version")?,
+                })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Index for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn get_source(&self, id: Id) -> Result<Option<Versioned<Source>>> {
+                let row = sqlx::query("SELECT * FROM sources WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(self.read())
+                    .await?;
+                match row {
+                    Some(r) => Ok(Some(self.fill_source(&r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_sources(&self, q: &SourceQuery) -> Result<Vec<Source>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM sources WHERE ($1 IS NULL OR label = $1) AND ($2 IS NULL OR format = $2) \
+                     ORDER BY created_unix_ns DESC, id",
+                )
+                .bind(q.label.as_deref())
+                .bind(q.format.as_deref())
+                .fetch_all(self.read())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(self.fill_source(r).await?.value);
+                }
+                Ok(out)
+            }
+
+            async fn update_source(&self, source: &Source, expected_version: &str, now: i64) -> Result<bool> {
+                let mut doc = source.clone();
+                doc.created = None;
+                doc.updated = None;
+                doc.source_collection = None;
+                doc.collected_by = None;
+                let done = sqlx::query(
+                    "UPDATE sources SET label = $1, updated_unix_ns = $2, version = $3, doc = $4 \
+                     WHERE id = $5 AND version = $6",
+                )
+                .bind(source.label.as_deref())
+                .bind(now)
+                .bind(new_version())
+                .bind(to_json(&doc)?)
+                .bind(source.id.to_string())
+                .bind(expected_version)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_flow(&self, id: Id) -> Result<Option<Versioned<Flow>>> {
+                let row = sqlx::query("SELECT * FROM flows WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(self.read())
+                    .await?;
+                match row {
+                    Some(r) => Ok(Some(self.fill_flow(&r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_flows(&self, q: &FlowQuery) -> Result<Vec<Flow>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM flows WHERE ($1 IS NULL OR source_id = $1) AND ($2 IS NULL OR format = $2) \
+                     AND ($3 IS NULL OR codec = $3) AND ($4 IS NULL OR label = $4) \
+                     AND ($5 IS NULL OR frame_width = $5) AND ($6 IS NULL OR frame_height = $6) \
+                     ORDER BY created_unix_ns DESC, id",
+                )
+                .bind(q.source_id.map(|s| s.to_string()))
+                .bind(q.format.as_deref())
+                .bind(q.codec.as_deref())
+                .bind(q.label.as_deref())
+                .bind(q.frame_width)
+                .bind(q.frame_height)
+                .fetch_all(self.read())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(self.fill_flow(r).await?.value);
+                }
+                Ok(out)
+            }
+
+            async fn put_flow(&self, flow: &Flow, expected_version: Option<&str>, now: i64) -> Result<PutFlow> {
+                use sqlx::Row;
+                let id = flow.id.to_string();
+                let source_id = flow.source_id.to_string();
+                let format = flow.essence.format().urn();
+                let mut tx = self.write().begin().await?;
+                let existing = sqlx::query(pick!(
+                    $pg,
+                    "SELECT version FROM flows WHERE id = $1 FOR UPDATE",
+                    "SELECT version FROM flows WHERE id = $1"
+                ))
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let existing_version: Option<String> = existing.map(|r| r.try_get("version")).transpose()?;
+                if let Some(expected) = expected_version
+                    && existing_version.as_deref() != Some(expected)
+                {
+                    return Ok(PutFlow::Conflict);
+                }
+                let source_format: Option<String> = sqlx::query_scalar("SELECT format FROM sources WHERE id = $1")
+                    .bind(&source_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match source_format {
+                    Some(f) if f != format => return Ok(PutFlow::SourceFormatMismatch { source_format: f }),
+                    Some(_) => {}
+                    None => {
+                        let src = Source {
+                            id: flow.source_id,
+                            format: flow.essence.format(),
+                            label: flow.label.clone(),
+                            description: flow.description.clone(),
+                            created_by: flow.created_by.clone(),
+                            updated_by: None,
+                            created: None,
+                            updated: None,
+                            tags: None,
+                            source_collection: None,
+                            collected_by: None,
+                        };
+                        sqlx::query(
+                            "INSERT INTO sources (id, format, label, created_unix_ns, updated_unix_ns, version, doc) \
+                             VALUES ($1, $2, $3, $4, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(&source_id)
+                        .bind(format)
+                        .bind(src.label.as_deref())
+                        .bind(now)
+                        .bind(new_version())
+                        .bind(to_json(&src)?)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                let mut doc = flow.clone();
+                doc.clear_server_managed();
+                let (w, h) = flow.essence.frame_size().map_or((None, None), |(w, h)| (Some(i64::from(w)), Some(i64::from(h))));
+                sqlx::query(
+                    "INSERT INTO flows (id, source_id, format, codec, container, label, frame_width, frame_height, \
+                     read_only, created_unix_ns, updated_unix_ns, version, doc) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
+                     ON CONFLICT (id) DO UPDATE SET source_id = excluded.source_id, format = excluded.format, \
+                     codec = excluded.codec, container = excluded.container, label = excluded.label, \
+                     frame_width = excluded.frame_width, frame_height = excluded.frame_height, \
+                     read_only = excluded.read_only, updated_unix_ns = excluded.updated_unix_ns, \
+                     version = excluded.version, doc = excluded.doc",
+                )
+                .bind(&id)
+                .bind(&source_id)
+                .bind(format)
+                .bind(flow.codec.as_ref().map(|c| c.as_str()))
+                .bind(flow.container.as_ref().map(|c| c.as_str()))
+                .bind(flow.label.as_deref())
+                .bind(w)
+                .bind(h)
+                .bind(flow.read_only.unwrap_or(false))
+                .bind(now)
+                .bind(new_version())
+                .bind(to_json(&doc)?)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM flow_collection WHERE parent_id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                for item in flow.flow_collection.iter().flatten() {
+                    sqlx::query(
+                        "INSERT INTO flow_collection (parent_id, child_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&id)
+                    .bind(item.id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(if existing_version.is_some() { PutFlow::Updated } else { PutFlow::Created })
+            }
+
+            async fn delete_flow(&self, id: Id) -> Result<bool> {
+                let id = id.to_string();
+                let mut tx = self.write().begin().await?;
+                sqlx::query("DELETE FROM flow_collection WHERE parent_id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM flows WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn flow_timerange(&self, id: Id, within: &TimeRange) -> Result<TimeRange> {
+                use sqlx::Row;
+                if within.is_empty() {
+                    return Ok(TimeRange::NEVER);
+                }
+                let flow = id.to_string();
+                let s = within.start_nanos().unwrap_or(i64::MIN);
+                let e = within.end_nanos().unwrap_or(i64::MAX);
+                let from = Self::scan_from(self.read(), &flow, s).await?;
+                let first: Option<i64> = sqlx::query_scalar(
+                    "SELECT start_ns FROM segments WHERE flow_id = $1 AND start_ns >= $2 AND start_ns < $3 \
+                     ORDER BY start_ns LIMIT 1",
+                )
+                .bind(&flow)
+                .bind(from)
+                .bind(e)
+                .fetch_optional(self.read())
+                .await?;
+                let last = sqlx::query(
+                    "SELECT end_ns FROM segments WHERE flow_id = $1 AND start_ns >= $2 AND start_ns < $3 \
+                     ORDER BY start_ns DESC LIMIT 1",
+                )
+                .bind(&flow)
+                .bind(from)
+                .bind(e)
+                .fetch_optional(self.read())
+                .await?;
+                match (first, last) {
+                    (Some(a), Some(r)) => Ok(TimeRange::from_nanos(a, r.try_get("end_ns")?)),
+                    _ => Ok(TimeRange::NEVER),
+                }
+            }
+
+            async fn register_segments(
+                &self,
+                flow_id: Id,
+                segments: &[NewSegment],
+                now: i64,
+            ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
+                let flow = flow_id.to_string();
+                let mut tx = self.write().begin().await?;
+                // The flow's write lock: concurrent registrations to one flow serialise here.
+                let locked: Option<String> = sqlx::query_scalar(pick!(
+                    $pg,
+                    "SELECT id FROM flows WHERE id = $1 FOR UPDATE",
+                    "SELECT id FROM flows WHERE id = $1"
+                ))
+                .bind(&flow)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if locked.is_none() {
+                    return Err(IndexError::FlowNotFound(flow_id));
+                }
+                let mut ids: Vec<&str> = segments
+                    .iter()
+                    .flat_map(|s| std::iter::once(s.object_id.as_str()).chain(s.init_object_id.as_deref()))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let rows = sqlx::query(pick!(
+                    $pg,
+                    "SELECT * FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
+                    "SELECT * FROM objects WHERE id IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(to_json(&ids)?)
+                .fetch_all(&mut *tx)
+                .await?;
+                let objects: std::collections::HashMap<String, ObjectRow> = rows
+                    .iter()
+                    .map(|r| Self::object_from_row(r).map(|o| (o.id.clone(), o)))
+                    .collect::<Result<_>>()?;
+                let mut verdicts = plan::check_batch(&flow, segments, &objects);
+
+                // Overlap with stored segments, for the survivors, in one statement.
+                let probe: Vec<serde_json::Value> = verdicts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(i, _)| serde_json::json!({"i": i, "s": segments[i].start_ns, "e": segments[i].end_ns}))
+                    .collect();
+                if !probe.is_empty() {
+                    let clashes: Vec<i64> = sqlx::query_scalar(pick!(
+                        $pg,
+                        "SELECT t.i FROM jsonb_to_recordset($2::jsonb) AS t(i bigint, s bigint, e bigint) \
+                         WHERE EXISTS (SELECT 1 FROM segments g WHERE g.flow_id = $1 AND g.start_ns >= t.s AND g.start_ns < t.e) \
+                         OR (SELECT g.end_ns FROM segments g WHERE g.flow_id = $1 AND g.start_ns < t.s \
+                             ORDER BY g.start_ns DESC LIMIT 1) > t.s",
+                        "SELECT j.value ->> 'i' FROM json_each($2) j \
+                         WHERE EXISTS (SELECT 1 FROM segments g WHERE g.flow_id = $1 \
+                             AND g.start_ns >= (j.value ->> 's') AND g.start_ns < (j.value ->> 'e')) \
+                         OR (SELECT g.end_ns FROM segments g WHERE g.flow_id = $1 AND g.start_ns < (j.value ->> 's') \
+                             ORDER BY g.start_ns DESC LIMIT 1) > (j.value ->> 's')"
+                    ))
+                    .bind(&flow)
+                    .bind(serde_json::Value::Array(probe).to_string())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for i in clashes {
+                        let i = usize::try_from(i).map_err(|_| IndexError::Corrupt("probe index".into()))?;
+                        verdicts[i] = Some(SegmentRejection::Overlap {
+                            timerange: segments[i].timerange().to_string(),
+                        });
+                    }
+                }
+
+                let accepted: Vec<&NewSegment> = segments
+                    .iter()
+                    .zip(&verdicts)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(s, _)| s)
+                    .collect();
+                if !accepted.is_empty() {
+                    // Uncontrolled objects seen for the first time get a row of their own.
+                    for s in &accepted {
+                        if let (Some(urls), false) = (&s.external_urls, objects.contains_key(&s.object_id)) {
+                            sqlx::query(
+                                "INSERT INTO objects (id, flow_id, state, controlled, created_unix_ns, external_urls) \
+                                 VALUES ($1, $2, 'stored', FALSE, $3, $4) ON CONFLICT (id) DO NOTHING",
+                            )
+                            .bind(&s.object_id)
+                            .bind(&flow)
+                            .bind(now)
+                            .bind(to_json(urls)?)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    let batch: Vec<serde_json::Value> = accepted
+                        .iter()
+                        .map(|s| {
+                            serde_json::json!({
+                                "s": s.start_ns, "e": s.end_ns, "o": s.object_id, "io": s.init_object_id,
+                                "tso": s.ts_offset_ns, "ld": s.last_duration_ns, "os": s.object_start_ns,
+                                "oe": s.object_end_ns, "so": s.sample_offset, "sc": s.sample_count,
+                                "kfc": s.key_frame_count,
+                            })
+                        })
+                        .collect();
+                    let batch = serde_json::Value::Array(batch).to_string();
+                    sqlx::query(pick!(
+                        $pg,
+                        "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
+                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count) \
+                         SELECT $1, t.s, t.e, t.o, t.io, t.tso, t.ld, t.os, t.oe, t.so, t.sc, t.kfc \
+                         FROM jsonb_to_recordset($2::jsonb) AS t(s bigint, e bigint, o text, io text, tso bigint, \
+                         ld bigint, os bigint, oe bigint, so bigint, sc bigint, kfc bigint)",
+                        "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
+                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count) \
+                         SELECT $1, j.value ->> 's', j.value ->> 'e', j.value ->> 'o', j.value ->> 'io', \
+                         j.value ->> 'tso', j.value ->> 'ld', j.value ->> 'os', j.value ->> 'oe', j.value ->> 'so', \
+                         j.value ->> 'sc', j.value ->> 'kfc' FROM json_each($2) j"
+                    ))
+                    .bind(&flow)
+                    .bind(&batch)
+                    .execute(&mut *tx)
+                    .await?;
+                    // Referenced objects: no longer garbage, roles and first properties fixed.
+                    sqlx::query(pick!(
+                        $pg,
+                        "UPDATE objects SET gc_after_unix_ns = NULL, is_init = FALSE, \
+                         first_flow_id = COALESCE(objects.first_flow_id, $1), \
+                         key_frame_count = COALESCE(objects.key_frame_count, t.kfc), \
+                         object_start_ns = COALESCE(objects.object_start_ns, t.os), \
+                         object_end_ns = COALESCE(objects.object_end_ns, t.oe) \
+                         FROM jsonb_to_recordset($2::jsonb) AS t(o text, kfc bigint, os bigint, oe bigint) \
+                         WHERE objects.id = t.o",
+                        "UPDATE objects SET gc_after_unix_ns = NULL, is_init = FALSE, \
+                         first_flow_id = COALESCE(objects.first_flow_id, $1), \
+                         key_frame_count = COALESCE(objects.key_frame_count, t.kfc), \
+                         object_start_ns = COALESCE(objects.object_start_ns, t.os), \
+                         object_end_ns = COALESCE(objects.object_end_ns, t.oe) \
+                         FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'kfc' AS kfc, j.value ->> 'os' AS os, \
+                         j.value ->> 'oe' AS oe FROM json_each($2) j) AS t WHERE objects.id = t.o"
+                    ))
+                    .bind(&flow)
+                    .bind(&batch)
+                    .execute(&mut *tx)
+                    .await?;
+                    let inits: Vec<&str> = accepted.iter().filter_map(|s| s.init_object_id.as_deref()).collect();
+                    if !inits.is_empty() {
+                        sqlx::query(pick!(
+                            $pg,
+                            "UPDATE objects SET gc_after_unix_ns = NULL, is_init = TRUE, \
+                             first_flow_id = COALESCE(first_flow_id, $1) \
+                             WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+                            "UPDATE objects SET gc_after_unix_ns = NULL, is_init = TRUE, \
+                             first_flow_id = COALESCE(first_flow_id, $1) WHERE id IN (SELECT value FROM json_each($2))"
+                        ))
+                        .bind(&flow)
+                        .bind(to_json(&inits)?)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query("UPDATE flows SET segments_updated_unix_ns = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(&flow)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(verdicts.into_iter().map(|v| v.map_or(Ok(()), Err)).collect())
+            }
+
+            async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<StoredSegment>> {
+                use sqlx::Row;
+                if q.range.is_empty() || q.limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let flow = flow_id.to_string();
+                let s = q.range.start_nanos().unwrap_or(i64::MIN);
+                let e = q.range.end_nanos().unwrap_or(i64::MAX);
+                let from = Self::scan_from(self.read(), &flow, s).await?;
+                let (lo, hi) = match (q.reverse, q.after_start_ns) {
+                    (false, Some(a)) => (from.max(a.saturating_add(1)), e),
+                    (true, Some(a)) => (from, e.min(a)),
+                    (_, None) => (from, e),
+                };
+                let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+                let sql = if q.reverse {
+                    "SELECT s.*, o.external_urls AS external_urls FROM segments s \
+                     LEFT JOIN objects o ON o.id = s.object_id AND o.controlled = FALSE \
+                     WHERE s.flow_id = $1 AND s.start_ns >= $2 AND s.start_ns < $3 AND ($4 IS NULL OR s.object_id = $4) \
+                     ORDER BY s.start_ns DESC LIMIT $5"
+                } else {
+                    "SELECT s.*, o.external_urls AS external_urls FROM segments s \
+                     LEFT JOIN objects o ON o.id = s.object_id AND o.controlled = FALSE \
+                     WHERE s.flow_id = $1 AND s.start_ns >= $2 AND s.start_ns < $3 AND ($4 IS NULL OR s.object_id = $4) \
+                     ORDER BY s.start_ns LIMIT $5"
+                };
+                let rows = sqlx::query(sql)
+                    .bind(&flow)
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(q.object_id.as_deref())
+                    .bind(limit)
+                    .fetch_all(self.read())
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let urls: Option<String> = r.try_get("external_urls")?;
+                        Ok(StoredSegment {
+                            start_ns: r.try_get("start_ns")?,
+                            end_ns: r.try_get("end_ns")?,
+                            object_id: r.try_get("object_id")?,
+                            init_object_id: r.try_get("init_object_id")?,
+                            ts_offset_ns: r.try_get("ts_offset_ns")?,
+                            last_duration_ns: r.try_get("last_duration_ns")?,
+                            object_start_ns: r.try_get("object_start_ns")?,
+                            object_end_ns: r.try_get("object_end_ns")?,
+                            sample_offset: r.try_get("sample_offset")?,
+                            sample_count: r.try_get("sample_count")?,
+                            key_frame_count: r.try_get("key_frame_count")?,
+                            external_urls: urls.map(|u| parse_json(&u)).transpose()?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_segments(
+                &self,
+                flow_id: Id,
+                range: &TimeRange,
+                object_id: Option<&str>,
+                max: usize,
+                now: i64,
+            ) -> Result<DeleteChunk> {
+                use sqlx::Row;
+                if range.is_empty() || max == 0 {
+                    return Ok(DeleteChunk::default());
+                }
+                let flow = flow_id.to_string();
+                let s = range.start_nanos().unwrap_or(i64::MIN);
+                let e = range.end_nanos().unwrap_or(i64::MAX);
+                let mut tx = self.write().begin().await?;
+                let locked: Option<String> = sqlx::query_scalar(pick!(
+                    $pg,
+                    "SELECT id FROM flows WHERE id = $1 FOR UPDATE",
+                    "SELECT id FROM flows WHERE id = $1"
+                ))
+                .bind(&flow)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if locked.is_none() {
+                    return Ok(DeleteChunk::default());
+                }
+                let rows = sqlx::query(
+                    "SELECT start_ns, object_id, init_object_id FROM segments WHERE flow_id = $1 \
+                     AND start_ns >= $2 AND start_ns < $3 AND end_ns <= $3 AND ($4 IS NULL OR object_id = $4) \
+                     ORDER BY start_ns LIMIT $5",
+                )
+                .bind(&flow)
+                .bind(s)
+                .bind(e)
+                .bind(object_id)
+                .bind(i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1))
+                .fetch_all(&mut *tx)
+                .await?;
+                let more = rows.len() > max;
+                let rows = &rows[..rows.len().min(max)];
+                let Some(last) = rows.last() else {
+                    return Ok(DeleteChunk::default());
+                };
+                let last_start: i64 = last.try_get("start_ns")?;
+                let done = sqlx::query(
+                    "DELETE FROM segments WHERE flow_id = $1 AND start_ns >= $2 AND start_ns <= $3 \
+                     AND end_ns <= $4 AND ($5 IS NULL OR object_id = $5)",
+                )
+                .bind(&flow)
+                .bind(s)
+                .bind(last_start)
+                .bind(e)
+                .bind(object_id)
+                .execute(&mut *tx)
+                .await?;
+                let mut affected: Vec<String> = Vec::with_capacity(rows.len());
+                for r in rows {
+                    affected.push(r.try_get("object_id")?);
+                    if let Some(i) = r.try_get::<Option<String>, _>("init_object_id")? {
+                        affected.push(i);
+                    }
+                }
+                affected.sort_unstable();
+                affected.dedup();
+                sqlx::query(pick!(
+                    $pg,
+                    "UPDATE objects SET gc_after_unix_ns = $1 WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) \
+                     AND NOT EXISTS (SELECT 1 FROM segments g WHERE g.object_id = objects.id) \
+                     AND NOT EXISTS (SELECT 1 FROM segments g WHERE g.init_object_id = objects.id)",
+                    "UPDATE objects SET gc_after_unix_ns = $1 WHERE id IN (SELECT value FROM json_each($2)) \
+                     AND NOT EXISTS (SELECT 1 FROM segments g WHERE g.object_id = objects.id) \
+                     AND NOT EXISTS (SELECT 1 FROM segments g WHERE g.init_object_id = objects.id)"
+                ))
+                .bind(now)
+                .bind(to_json(&affected)?)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE flows SET segments_updated_unix_ns = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(&flow)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(DeleteChunk {
+                    deleted: usize::try_from(done.rows_affected()).unwrap_or(usize::MAX),
+                    more,
+                })
+            }
+
+            async fn allocate_objects(
+                &self,
+                flow_id: Id,
+                ids: &[String],
+                content_type: Option<&str>,
+                now: i64,
+                gc_after: i64,
+            ) -> Result<()> {
+                let mut tx = self.write().begin().await?;
+                let taken: Option<String> = sqlx::query_scalar(pick!(
+                    $pg,
+                    "SELECT id FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) LIMIT 1",
+                    "SELECT id FROM objects WHERE id IN (SELECT value FROM json_each($1)) LIMIT 1"
+                ))
+                .bind(to_json(&ids)?)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(t) = taken {
+                    return Err(IndexError::ObjectExists(t));
+                }
+                let inserted = sqlx::query(pick!(
+                    $pg,
+                    "INSERT INTO objects (id, flow_id, state, controlled, created_unix_ns, gc_after_unix_ns, content_type) \
+                     SELECT v, $1, 'allocated', TRUE, $2, $3, $4 FROM jsonb_array_elements_text($5::jsonb) AS v",
+                    "INSERT INTO objects (id, flow_id, state, controlled, created_unix_ns, gc_after_unix_ns, content_type) \
+                     SELECT value, $1, 'allocated', TRUE, $2, $3, $4 FROM json_each($5)"
+                ))
+                .bind(flow_id.to_string())
+                .bind(now)
+                .bind(gc_after)
+                .bind(content_type)
+                .bind(to_json(&ids)?)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(IndexError::ObjectExists(ids.first().cloned().unwrap_or_default()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_objects(&self, ids: &[String]) -> Result<Vec<ObjectRow>> {
+                let rows = sqlx::query(pick!(
+                    $pg,
+                    "SELECT * FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                    "SELECT * FROM objects WHERE id IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(to_json(&ids)?)
+                .fetch_all(self.read())
+                .await?;
+                rows.iter().map(Self::object_from_row).collect()
+            }
+
+            async fn mark_objects_stored(&self, stored: &[(String, i64)]) -> Result<()> {
+                if stored.is_empty() {
+                    return Ok(());
+                }
+                let batch: Vec<serde_json::Value> =
+                    stored.iter().map(|(id, size)| serde_json::json!({"o": id, "n": size})).collect();
+                sqlx::query(pick!(
+                    $pg,
+                    "UPDATE objects SET state = 'stored', size = t.n FROM jsonb_to_recordset($1::jsonb) AS t(o text, n bigint) \
+                     WHERE objects.id = t.o AND objects.state = 'allocated'",
+                    "UPDATE objects SET state = 'stored', size = t.n \
+                     FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'n' AS n FROM json_each($1) j) AS t \
+                     WHERE objects.id = t.o AND objects.state = 'allocated'"
+                ))
+                .bind(serde_json::Value::Array(batch).to_string())
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn object_flows(&self, id: &str, limit: usize) -> Result<Vec<Id>> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT flow_id FROM (SELECT DISTINCT flow_id FROM segments WHERE object_id = $1 \
+                     UNION SELECT DISTINCT flow_id FROM segments WHERE init_object_id = $1) AS f \
+                     ORDER BY flow_id LIMIT $2",
+                )
+                .bind(id)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(self.read())
+                .await?;
+                ids.iter().map(|s| parse_id(s)).collect()
+            }
+
+            async fn claim_gc_candidates(&self, now: i64, limit: usize) -> Result<Vec<ObjectRow>> {
+                let mut tx = self.write().begin().await?;
+                let rows = sqlx::query(pick!(
+                    $pg,
+                    "SELECT * FROM objects WHERE gc_after_unix_ns <= $1 ORDER BY gc_after_unix_ns LIMIT $2 \
+                     FOR UPDATE SKIP LOCKED",
+                    "SELECT * FROM objects WHERE gc_after_unix_ns <= $1 ORDER BY gc_after_unix_ns LIMIT $2"
+                ))
+                .bind(now)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut claimed = Vec::new();
+                for r in &rows {
+                    let mut o = Self::object_from_row(r)?;
+                    // A new statement after the row lock: sees every committed reference.
+                    let referenced: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM segments WHERE object_id = $1) \
+                         OR EXISTS (SELECT 1 FROM segments WHERE init_object_id = $1)",
+                    )
+                    .bind(&o.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if referenced {
+                        sqlx::query("UPDATE objects SET gc_after_unix_ns = NULL WHERE id = $1")
+                            .bind(&o.id)
+                            .execute(&mut *tx)
+                            .await?;
+                    } else {
+                        sqlx::query("UPDATE objects SET state = 'deleting' WHERE id = $1")
+                            .bind(&o.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        o.state = ObjectState::Deleting;
+                        claimed.push(o);
+                    }
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn forget_object(&self, id: &str) -> Result<()> {
+                sqlx::query("DELETE FROM objects WHERE id = $1 AND state = 'deleting'")
+                    .bind(id)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn put_delete_request(&self, r: &DeletionRequest, lease_until: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO delete_requests (id, flow_id, status, created_unix_ns, lease_until_unix_ns, doc) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+                     lease_until_unix_ns = excluded.lease_until_unix_ns, doc = excluded.doc",
+                )
+                .bind(r.id.to_string())
+                .bind(r.flow_id.to_string())
+                .bind(r.status.as_str())
+                .bind(crate::util::unix_now_ns())
+                .bind(lease_until)
+                .bind(to_json(r)?)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn get_delete_request(&self, id: Id) -> Result<Option<DeletionRequest>> {
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM delete_requests WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(self.read())
+                    .await?;
+                doc.map(|d| parse_json(&d)).transpose()
+            }
+
+            async fn list_delete_requests(&self) -> Result<Vec<DeletionRequest>> {
+                let docs: Vec<String> =
+                    sqlx::query_scalar("SELECT doc FROM delete_requests ORDER BY created_unix_ns DESC, id")
+                        .fetch_all(self.read())
+                        .await?;
+                docs.iter().map(|d| parse_json(d)).collect()
+            }
+
+            async fn claim_delete_request(&self, now: i64, lease_until: i64) -> Result<Option<DeletionRequest>> {
+                let mut tx = self.write().begin().await?;
+                let doc: Option<String> = sqlx::query_scalar(pick!(
+                    $pg,
+                    "SELECT doc FROM delete_requests WHERE status IN ('created', 'started') \
+                     AND lease_until_unix_ns <= $1 ORDER BY created_unix_ns LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    "SELECT doc FROM delete_requests WHERE status IN ('created', 'started') \
+                     AND lease_until_unix_ns <= $1 ORDER BY created_unix_ns LIMIT 1"
+                ))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(doc) = doc else {
+                    return Ok(None);
+                };
+                let r: DeletionRequest = parse_json(&doc)?;
+                sqlx::query("UPDATE delete_requests SET lease_until_unix_ns = $1 WHERE id = $2")
+                    .bind(lease_until)
+                    .bind(r.id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(r))
+            }
+        }
+    };
+}
+pub(crate) use impl_index;
+
+use drey_core::Id;
+
+use super::{IndexError, Result};
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| IndexError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| IndexError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn parse_id(s: &str) -> Result<Id> {
+    s.parse()
+        .map_err(|e: drey_core::IdError| IndexError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn new_version() -> String {
+    Id::new_v4().to_string()
+}
+
+pub(crate) fn unix_ns_to_rfc3339(ns: i64) -> String {
+    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    drey_core::time::format_utc(dt)
+}
