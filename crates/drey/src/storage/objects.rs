@@ -386,7 +386,8 @@ mod tests {
         assert_eq!(n, big.len() as u64);
         assert_eq!(o.get_bytes(&id2).await.unwrap().as_ref(), &big[..]);
         // Over the limit: refused, and nothing becomes visible.
-        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from(vec![0u8; 1024])); 4];
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            (0..4).map(|_| Ok(Bytes::from(vec![0u8; 1024]))).collect();
         let id3 = format!("test/{}", Id::new_v4());
         assert!(matches!(
             o.put_stream(&id3, futures::stream::iter(chunks), 2048)

@@ -1,4 +1,641 @@
-//! The index conformance suite: every test runs against SQLite and PostgreSQL.
+//! The index conformance suite: each case is one async function over `&dyn Index`, and the
+//! `conformance!` macro runs it against SQLite (a temporary file) and PostgreSQL (a fresh
+//! database on the server named by `DREY_TEST_POSTGRES`).
 #![cfg(test)]
 
-pub(crate) async fn run_all() {}
+use std::sync::Arc;
+
+use drey_core::model::{DeletionRequest, DeletionStatus, Flow};
+use drey_core::{Id, TimeRange};
+
+use super::*;
+
+const SEC: i64 = 1_000_000_000;
+
+fn flow(id: Id, source: Id, label: &str) -> Flow {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "source_id": source, "format": "urn:x-nmos:format:video",
+        "codec": "video/h264", "container": "video/mp2t", "label": label,
+        "essence_parameters": {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 50}}
+    }))
+    .unwrap()
+}
+
+fn seg(start_s: i64, end_s: i64, object: &str) -> NewSegment {
+    NewSegment {
+        start_ns: start_s * SEC,
+        end_ns: end_s * SEC,
+        object_id: object.to_owned(),
+        init_object_id: None,
+        ts_offset_ns: None,
+        last_duration_ns: None,
+        object_start_ns: None,
+        object_end_ns: None,
+        sample_offset: None,
+        sample_count: None,
+        key_frame_count: Some(1),
+        external_urls: None,
+    }
+}
+
+/// A flow with `n` one-second segments `[i, i+1)` on objects `"{prefix}{i}"`.
+async fn flow_with_segments(ix: &dyn Index, n: i64, prefix: &str) -> Id {
+    let f = Id::new_v4();
+    ix.put_flow(&flow(f, Id::new_v4(), "f"), None, 1)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    ix.allocate_objects(f, &ids, None, 1, i64::MAX)
+        .await
+        .unwrap();
+    let stored: Vec<(String, i64)> = ids.iter().map(|i| (i.clone(), 10)).collect();
+    ix.mark_objects_stored(&stored).await.unwrap();
+    let batch: Vec<NewSegment> = (0..n).map(|i| seg(i, i + 1, &ids[i as usize])).collect();
+    let v = ix.register_segments(f, &batch, 2).await.unwrap();
+    assert!(v.iter().all(Result::is_ok), "{v:?}");
+    f
+}
+
+fn q(range: &str) -> SegmentQuery {
+    SegmentQuery {
+        range: range.parse().unwrap(),
+        object_id: None,
+        reverse: false,
+        after_start_ns: None,
+        limit: 1000,
+    }
+}
+
+fn starts(v: &[StoredSegment]) -> Vec<i64> {
+    v.iter().map(|s| s.start_ns / SEC).collect()
+}
+
+async fn check_flows_and_sources(ix: &dyn Index) {
+    let (f, s) = (Id::new_v4(), Id::new_v4());
+    assert_eq!(
+        ix.put_flow(&flow(f, s, "a"), None, 10).await.unwrap(),
+        PutFlow::Created
+    );
+    let got = ix.get_flow(f).await.unwrap().unwrap();
+    assert_eq!(got.value.label.as_deref(), Some("a"));
+    assert!(got.value.created.is_some());
+    // The source was created with the flow's format and label.
+    let src = ix.get_source(s).await.unwrap().unwrap();
+    assert_eq!(src.value.format.urn(), "urn:x-nmos:format:video");
+    assert_eq!(src.value.label.as_deref(), Some("a"));
+    // Compare-and-swap: the stale version loses.
+    let mut changed = got.value.clone();
+    changed.label = Some("b".into());
+    assert_eq!(
+        ix.put_flow(&changed, Some(&got.version), 11).await.unwrap(),
+        PutFlow::Updated
+    );
+    assert_eq!(
+        ix.put_flow(&changed, Some(&got.version), 12).await.unwrap(),
+        PutFlow::Conflict
+    );
+    // A flow of another format cannot join the source.
+    let mut audio: Flow = serde_json::from_value(serde_json::json!({
+        "id": Id::new_v4(), "source_id": s, "format": "urn:x-nmos:format:audio", "codec": "audio/aac",
+        "essence_parameters": {"sample_rate": 48000, "channels": 2}
+    }))
+    .unwrap();
+    assert!(matches!(
+        ix.put_flow(&audio, None, 13).await.unwrap(),
+        PutFlow::SourceFormatMismatch { .. }
+    ));
+    // Collections: a multi flow collecting two flows of other sources.
+    audio.source_id = Id::new_v4();
+    ix.put_flow(&audio, None, 14).await.unwrap();
+    let multi: Flow = serde_json::from_value(serde_json::json!({
+        "id": Id::new_v4(), "source_id": Id::new_v4(), "format": "urn:x-nmos:format:multi",
+        "container": "video/mp2t", "flow_collection": [{"id": f, "role": "video"}, {"id": audio.id, "role": "audio"}]
+    }))
+    .unwrap();
+    ix.put_flow(&multi, None, 15).await.unwrap();
+    let child = ix.get_flow(f).await.unwrap().unwrap().value;
+    assert_eq!(child.collected_by, Some(vec![multi.id]));
+    let msrc = ix.get_source(multi.source_id).await.unwrap().unwrap().value;
+    let mut members: Vec<Id> = msrc
+        .source_collection
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    members.sort();
+    let mut expected = vec![s, audio.source_id];
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(
+        ix.get_source(s).await.unwrap().unwrap().value.collected_by,
+        Some(vec![multi.source_id])
+    );
+    // Filters the index applies.
+    let by_label = ix
+        .list_flows(&FlowQuery {
+            label: Some("b".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_label.iter().map(|f| f.id).collect::<Vec<_>>(), vec![f]);
+    let by_size = ix
+        .list_flows(&FlowQuery {
+            frame_width: Some(1920),
+            frame_height: Some(1080),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_size.len(), 1);
+    // Source metadata updates are compare-and-swap too.
+    let v = ix.get_source(s).await.unwrap().unwrap();
+    let mut src = v.value.clone();
+    src.description = Some("d".into());
+    assert!(ix.update_source(&src, &v.version, 20).await.unwrap());
+    assert!(!ix.update_source(&src, &v.version, 21).await.unwrap());
+    assert_eq!(
+        ix.get_source(s)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .description
+            .as_deref(),
+        Some("d")
+    );
+    assert!(ix.delete_flow(multi.id).await.unwrap());
+    assert!(!ix.delete_flow(multi.id).await.unwrap());
+    assert!(
+        ix.get_flow(f)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .collected_by
+            .is_none()
+    );
+}
+
+async fn check_range_queries(ix: &dyn Index) {
+    let f = flow_with_segments(ix, 10, "rq").await;
+    let all = ix.list_segments(f, &q("_")).await.unwrap();
+    assert_eq!(starts(&all), (0..10).collect::<Vec<_>>());
+    // A range starting inside a segment includes that segment.
+    assert_eq!(
+        starts(&ix.list_segments(f, &q("[2:500000000_4:0)")).await.unwrap()),
+        vec![2, 3]
+    );
+    // Exclusive/inclusive ends.
+    assert_eq!(
+        starts(&ix.list_segments(f, &q("[2:0_4:0]")).await.unwrap()),
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        starts(&ix.list_segments(f, &q("(2:0_4:0)")).await.unwrap()),
+        vec![2, 3]
+    );
+    assert!(
+        ix.list_segments(f, &q("[20:0_30:0)"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(ix.list_segments(f, &q("()")).await.unwrap().is_empty());
+    // Reverse order and keyset pages.
+    let mut page = q("_");
+    page.reverse = true;
+    page.limit = 3;
+    let p1 = ix.list_segments(f, &page).await.unwrap();
+    assert_eq!(starts(&p1), vec![9, 8, 7]);
+    page.after_start_ns = Some(p1.last().unwrap().start_ns);
+    assert_eq!(
+        starts(&ix.list_segments(f, &page).await.unwrap()),
+        vec![6, 5, 4]
+    );
+    let mut fwd = q("[3:0_");
+    fwd.limit = 2;
+    fwd.after_start_ns = Some(4 * SEC);
+    assert_eq!(
+        starts(&ix.list_segments(f, &fwd).await.unwrap()),
+        vec![5, 6]
+    );
+    let mut by_obj = q("_");
+    by_obj.object_id = Some("rq7".into());
+    assert_eq!(
+        starts(&ix.list_segments(f, &by_obj).await.unwrap()),
+        vec![7]
+    );
+    // The flow's extent, whole and within a window.
+    assert_eq!(
+        ix.flow_timerange(f, &TimeRange::ETERNITY)
+            .await
+            .unwrap()
+            .to_string(),
+        "[0:0_10:0)"
+    );
+    assert_eq!(
+        ix.flow_timerange(f, &"[2:500000000_4:0)".parse().unwrap())
+            .await
+            .unwrap()
+            .to_string(),
+        "[2:0_4:0)"
+    );
+    assert!(
+        ix.flow_timerange(Id::new_v4(), &TimeRange::ETERNITY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn check_overlap_rules(ix: &dyn Index) {
+    let f = flow_with_segments(ix, 4, "ov").await;
+    let ids: Vec<String> = (0..6).map(|i| format!("ov-new{i}")).collect();
+    ix.allocate_objects(f, &ids, None, 1, i64::MAX)
+        .await
+        .unwrap();
+    ix.mark_objects_stored(&ids.iter().map(|i| (i.clone(), 1)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let v = ix
+        .register_segments(
+            f,
+            &[
+                seg(3, 5, &ids[0]),  // overlaps [3,4)
+                seg(4, 6, &ids[1]),  // fine
+                seg(5, 7, &ids[2]),  // overlaps the previous one in the batch
+                seg(7, 8, &ids[3]),  // fine, touching is not overlapping
+                seg(-2, 0, &ids[4]), // fine, before the start
+            ],
+            3,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(v[0], Err(SegmentRejection::Overlap { .. })),
+        "{v:?}"
+    );
+    assert!(v[1].is_ok());
+    assert!(
+        matches!(v[2], Err(SegmentRejection::OverlapInBatch { .. })),
+        "{v:?}"
+    );
+    assert!(v[3].is_ok() && v[4].is_ok());
+    // A segment inside a stored one, and one spanning several, both overlap.
+    let v = ix
+        .register_segments(f, &[seg(0, 1, &ids[5]), seg(-10, 100, &ids[5])], 4)
+        .await
+        .unwrap();
+    assert!(
+        v.iter().all(|r| matches!(
+            r,
+            Err(SegmentRejection::Overlap { .. }) | Err(SegmentRejection::OverlapInBatch { .. })
+        )),
+        "{v:?}"
+    );
+    assert_eq!(
+        starts(&ix.list_segments(f, &q("_")).await.unwrap()),
+        vec![-2, 0, 1, 2, 3, 4, 7]
+    );
+    // Unknown flow.
+    assert!(matches!(
+        ix.register_segments(Id::new_v4(), &[seg(0, 1, &ids[5])], 5)
+            .await,
+        Err(IndexError::FlowNotFound(_))
+    ));
+}
+
+async fn check_racing_writers(ix: Arc<dyn Index>) {
+    // Many rounds of two writers racing for overlapping ranges: exactly one wins each time.
+    let f = Id::new_v4();
+    ix.put_flow(&flow(f, Id::new_v4(), "race"), None, 1)
+        .await
+        .unwrap();
+    let rounds = 40;
+    let ids: Vec<String> = (0..rounds * 2).map(|i| format!("race{i}")).collect();
+    ix.allocate_objects(f, &ids, None, 1, i64::MAX)
+        .await
+        .unwrap();
+    ix.mark_objects_stored(&ids.iter().map(|i| (i.clone(), 1)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for r in 0..rounds {
+        let base = r * 10;
+        let (a, b) = (ix.clone(), ix.clone());
+        let (oa, ob) = (
+            ids[(2 * r) as usize].clone(),
+            ids[(2 * r + 1) as usize].clone(),
+        );
+        let ta =
+            tokio::spawn(
+                async move { a.register_segments(f, &[seg(base, base + 4, &oa)], 2).await },
+            );
+        let tb = tokio::spawn(async move {
+            b.register_segments(f, &[seg(base + 2, base + 6, &ob)], 2)
+                .await
+        });
+        let ra = ta.await.unwrap().unwrap().remove(0);
+        let rb = tb.await.unwrap().unwrap().remove(0);
+        assert!(ra.is_ok() ^ rb.is_ok(), "round {r}: {ra:?} {rb:?}");
+        let loser = if ra.is_ok() { rb } else { ra };
+        assert!(
+            matches!(loser, Err(SegmentRejection::Overlap { .. })),
+            "{loser:?}"
+        );
+    }
+    assert_eq!(
+        ix.list_segments(f, &q("_")).await.unwrap().len(),
+        rounds as usize
+    );
+}
+
+async fn check_object_rules(ix: &dyn Index) {
+    let (f, g) = (Id::new_v4(), Id::new_v4());
+    ix.put_flow(&flow(f, Id::new_v4(), "f"), None, 1)
+        .await
+        .unwrap();
+    ix.put_flow(&flow(g, Id::new_v4(), "g"), None, 1)
+        .await
+        .unwrap();
+    ix.allocate_objects(
+        f,
+        &["o1".into(), "o2".into(), "init".into()],
+        Some("video/mp2t"),
+        5,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        ix.allocate_objects(g, &["o9".into(), "o1".into()], None, 5, 100).await,
+        Err(IndexError::ObjectExists(id)) if id == "o1"
+    ));
+    assert!(
+        ix.get_objects(&["o9".into()]).await.unwrap().is_empty(),
+        "a failed allocation records nothing"
+    );
+    // Not uploaded yet: refused.
+    let v = ix
+        .register_segments(f, &[seg(0, 1, "o1")], 6)
+        .await
+        .unwrap();
+    assert!(matches!(v[0], Err(SegmentRejection::ObjectNotUploaded(_))));
+    ix.mark_objects_stored(&[("o1".into(), 100), ("o2".into(), 200), ("init".into(), 5)])
+        .await
+        .unwrap();
+    // Allocated to f and never registered: g may not use it.
+    let v = ix
+        .register_segments(g, &[seg(0, 1, "o2")], 6)
+        .await
+        .unwrap();
+    assert!(matches!(
+        v[0],
+        Err(SegmentRejection::ObjectOfOtherFlow { .. })
+    ));
+    let mut with_init = seg(0, 1, "o1");
+    with_init.init_object_id = Some("init".into());
+    assert!(ix.register_segments(f, &[with_init], 7).await.unwrap()[0].is_ok());
+    // Once registered, another flow may reference it (edit by reference)...
+    assert!(
+        ix.register_segments(g, &[seg(50, 51, "o1")], 8)
+            .await
+            .unwrap()[0]
+            .is_ok()
+    );
+    // ...but not with different object properties, nor swap init and media roles.
+    let mut kfc = seg(60, 61, "o1");
+    kfc.key_frame_count = Some(7);
+    assert!(matches!(
+        ix.register_segments(g, &[kfc], 8).await.unwrap()[0],
+        Err(SegmentRejection::ObjectPropertyDiffers { .. })
+    ));
+    assert!(matches!(
+        ix.register_segments(f, &[seg(5, 6, "init")], 9)
+            .await
+            .unwrap()[0],
+        Err(SegmentRejection::InitUsedAsMedia(_))
+    ));
+    let mut flows = ix.object_flows("o1", 10).await.unwrap();
+    flows.sort();
+    let mut expected = vec![f, g];
+    expected.sort();
+    assert_eq!(flows, expected);
+    assert_eq!(ix.object_flows("init", 10).await.unwrap(), vec![f]);
+    let row = ix.get_objects(&["o1".into()]).await.unwrap().remove(0);
+    assert_eq!(
+        (row.state, row.size, row.first_flow_id.clone()),
+        (ObjectState::Stored, Some(100), Some(f.to_string()))
+    );
+    // Uncontrolled objects come with their URLs and need no allocation.
+    let mut ext = seg(10, 11, "external-1");
+    ext.external_urls = Some(vec![drey_core::model::GetUrl {
+        url: "https://example.com/x.ts".into(),
+        presigned: None,
+        label: Some("elsewhere".into()),
+        storage_id: None,
+        controlled: Some(false),
+        store_type: None,
+        provider: None,
+        region: None,
+        store_product: None,
+    }]);
+    assert!(ix.register_segments(f, &[ext], 10).await.unwrap()[0].is_ok());
+    let listed = ix.list_segments(f, &q("[10:0_11:0)")).await.unwrap();
+    assert_eq!(
+        listed[0].external_urls.as_ref().unwrap()[0].url,
+        "https://example.com/x.ts"
+    );
+}
+
+async fn check_deletion_and_gc(ix: &dyn Index) {
+    let f = flow_with_segments(ix, 10, "del").await;
+    // Share one object with a second flow.
+    let g = Id::new_v4();
+    ix.put_flow(&flow(g, Id::new_v4(), "g"), None, 1)
+        .await
+        .unwrap();
+    assert!(
+        ix.register_segments(g, &[seg(0, 1, "del3")], 3)
+            .await
+            .unwrap()[0]
+            .is_ok()
+    );
+    // Only wholly covered segments go: [2.5, 6) deletes 3, 4, 5.
+    let c = ix
+        .delete_segments(f, &"[2:500000000_6:0)".parse().unwrap(), None, 100, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        c,
+        DeleteChunk {
+            deleted: 3,
+            more: false
+        }
+    );
+    assert_eq!(
+        starts(&ix.list_segments(f, &q("_")).await.unwrap()),
+        vec![0, 1, 2, 6, 7, 8, 9]
+    );
+    // Chunks: two at a time.
+    let c = ix
+        .delete_segments(f, &"[6:0_".parse().unwrap(), None, 2, 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        c,
+        DeleteChunk {
+            deleted: 2,
+            more: true
+        }
+    );
+    let c = ix
+        .delete_segments(f, &"[6:0_".parse().unwrap(), None, 2, 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        c,
+        DeleteChunk {
+            deleted: 2,
+            more: false
+        }
+    );
+    // del4, del5 (and del6..9) are due; del3 is still used by g.
+    let claimed = ix.claim_gc_candidates(100, 100).await.unwrap();
+    let mut ids: Vec<String> = claimed.iter().map(|o| o.id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["del4", "del5", "del6", "del7", "del8", "del9"]);
+    assert!(claimed.iter().all(|o| o.state == ObjectState::Deleting));
+    // A claimed object can no longer be referenced.
+    let v = ix
+        .register_segments(f, &[seg(4, 5, "del4")], 101)
+        .await
+        .unwrap();
+    assert!(matches!(v[0], Err(SegmentRejection::ObjectBeingDeleted(_))));
+    for id in &ids {
+        ix.forget_object(id).await.unwrap();
+    }
+    assert!(ix.get_objects(&ids).await.unwrap().is_empty());
+    // del3 goes once g lets go of it too.
+    ix.delete_segments(g, &TimeRange::ETERNITY, None, 100, 200)
+        .await
+        .unwrap();
+    let claimed = ix.claim_gc_candidates(300, 100).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        ["del3"]
+    );
+    // Unregistered allocations are due after their time, not before.
+    ix.allocate_objects(f, &["late".into()], None, 1000, 5000)
+        .await
+        .unwrap();
+    assert!(
+        ix.claim_gc_candidates(4999, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.id != "late")
+    );
+    assert!(
+        ix.claim_gc_candidates(5000, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.id == "late")
+    );
+    // A flow whose segments are gone can be deleted.
+    ix.delete_segments(f, &TimeRange::ETERNITY, None, 100, 400)
+        .await
+        .unwrap();
+    assert!(ix.delete_flow(f).await.unwrap());
+}
+
+async fn check_delete_requests(ix: &dyn Index) {
+    let mut r = DeletionRequest {
+        id: Id::new_v4(),
+        flow_id: Id::new_v4(),
+        timerange_to_delete: TimeRange::ETERNITY,
+        timerange_remaining: None,
+        delete_flow: true,
+        created: None,
+        created_by: None,
+        updated: None,
+        expiry: None,
+        status: DeletionStatus::Started,
+        error: None,
+    };
+    ix.put_delete_request(&r, 1000).await.unwrap();
+    assert_eq!(ix.get_delete_request(r.id).await.unwrap().unwrap(), r);
+    // Leased until 1000: not claimable before.
+    assert!(ix.claim_delete_request(999, 2000).await.unwrap().is_none());
+    assert_eq!(
+        ix.claim_delete_request(1000, 2000)
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(r.id)
+    );
+    assert!(
+        ix.claim_delete_request(1500, 3000).await.unwrap().is_none(),
+        "lease extended"
+    );
+    r.status = DeletionStatus::Done;
+    ix.put_delete_request(&r, 0).await.unwrap();
+    assert!(
+        ix.claim_delete_request(i64::MAX, 0)
+            .await
+            .unwrap()
+            .is_none(),
+        "done requests are not claimed"
+    );
+    assert_eq!(ix.list_delete_requests().await.unwrap().len(), 1);
+    ix.set_meta("k", "v1").await.unwrap();
+    ix.set_meta("k", "v2").await.unwrap();
+    assert_eq!(ix.get_meta("k").await.unwrap().as_deref(), Some("v2"));
+}
+
+async fn sqlite() -> (Arc<dyn Index>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    (Arc::new(SqliteIndex::open(&url).await.unwrap()), dir)
+}
+
+async fn postgres() -> Option<Arc<dyn Index>> {
+    let url = crate::testing::postgres_url().await?;
+    Some(Arc::new(PgIndex::open(&url).await.unwrap()))
+}
+
+macro_rules! conformance {
+    ($($name:ident: |$ix:ident| $body:expr;)*) => {
+        mod sqlite_index {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let ($ix, _dir) = sqlite().await;
+                    $body;
+                }
+            )*
+        }
+        mod postgres_index {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some($ix) = postgres().await else { return };
+                    $body;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    flows_and_sources: |ix| check_flows_and_sources(ix.as_ref()).await;
+    range_queries: |ix| check_range_queries(ix.as_ref()).await;
+    overlap_rules: |ix| check_overlap_rules(ix.as_ref()).await;
+    racing_writers: |ix| check_racing_writers(ix.clone()).await;
+    object_rules: |ix| check_object_rules(ix.as_ref()).await;
+    deletion_and_gc: |ix| check_deletion_and_gc(ix.as_ref()).await;
+    delete_requests: |ix| check_delete_requests(ix.as_ref()).await;
+}

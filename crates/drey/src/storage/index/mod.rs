@@ -16,8 +16,6 @@ mod postgres;
 mod sql;
 mod sqlite;
 
-#[cfg(test)]
-pub(crate) use conformance::run_all as run_conformance;
 pub use plan::{NewSegment, SegmentRejection};
 pub use postgres::PgIndex;
 pub use sqlite::SqliteIndex;

@@ -112,8 +112,8 @@ impl SegmentRejection {
 }
 
 /// Decides, for each segment of a batch in input order, whether it may be stored as far as
-/// objects and the batch itself are concerned. Overlap with stored segments is checked
-/// afterwards by the database for the survivors.
+/// the objects it references are concerned. Overlap with stored segments is then checked by
+/// the database, and last [`reject_batch_overlaps`] settles overlaps inside the batch.
 pub(crate) fn check_batch(
     flow_id: &str,
     segments: &[NewSegment],
@@ -146,7 +146,15 @@ pub(crate) fn check_batch(
         }
     }
 
-    // Overlap within the batch: the later segment in input order loses.
+    verdicts
+}
+
+/// Among the segments still accepted, rejects those overlapping an earlier one (in input
+/// order) of the same batch.
+pub(crate) fn reject_batch_overlaps(
+    segments: &[NewSegment],
+    verdicts: &mut [Option<SegmentRejection>],
+) {
     let mut order: Vec<usize> = (0..segments.len())
         .filter(|&i| verdicts[i].is_none())
         .collect();
@@ -168,7 +176,6 @@ pub(crate) fn check_batch(
         }
         kept.push(i);
     }
-    verdicts
 }
 
 fn check_objects(
@@ -296,7 +303,8 @@ mod tests {
             seg(50, 60, "e"),
             seg(60, 70, "zz"),
         ];
-        let v = check_batch("f", &batch, &objects);
+        let mut v = check_batch("f", &batch, &objects);
+        reject_batch_overlaps(&batch, &mut v);
         assert_eq!(v[0], None);
         assert!(matches!(
             v[1],

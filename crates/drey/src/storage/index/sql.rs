@@ -459,6 +459,7 @@ macro_rules! impl_index {
                     }
                 }
 
+                plan::reject_batch_overlaps(segments, &mut verdicts);
                 let accepted: Vec<&NewSegment> = segments
                     .iter()
                     .zip(&verdicts)
