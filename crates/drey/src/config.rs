@@ -65,6 +65,8 @@ pub struct FileConfig {
     pub max_object_bytes: Option<u64>,
     /// Largest JSON request body, in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Segments deleted per index transaction.
+    pub delete_chunk: Option<usize>,
 }
 
 impl FileConfig {
@@ -191,6 +193,9 @@ impl ServeConfig {
         }
         if let Some(n) = file.max_object_bytes {
             service.max_object_bytes = n;
+        }
+        if let Some(n) = file.delete_chunk {
+            service.delete_chunk = n.max(1);
         }
         if let Some(n) = file.max_body_bytes {
             service.max_body_bytes = n;

@@ -11,5 +11,5 @@ pub mod http;
 pub mod storage;
 pub mod util;
 
-#[cfg(test)]
-pub(crate) mod testing;
+#[doc(hidden)]
+pub mod testing;

@@ -1,4 +1,4 @@
-//! Test support: real PostgreSQL and S3 servers named by the environment. The README's
+//! Test support (used by unit and integration tests, not by drey itself): real PostgreSQL and S3 servers named by the environment. The README's
 //! test command (`scripts/test.sh`) starts both and sets the variables; under CI a missing
 //! variable fails the test instead of skipping it.
 

@@ -167,15 +167,29 @@ impl TagFilter {
 /// Parses a JSON body into `T`, reporting the JSON path of the first problem.
 pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() {
-            "body".to_owned()
-        } else {
-            path
-        };
-        ApiError::bad(field, e.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(de).map_err(|e| path_error(e, ""))
+}
+
+/// A 400 for a body that failed to deserialise, naming the JSON path (prefixed with
+/// `prefix`) or, for a missing field, the field.
+pub fn path_error<E: std::fmt::Display>(
+    e: serde_path_to_error::Error<E>,
+    prefix: &str,
+) -> ApiError {
+    let path = e.path().to_string();
+    let msg = e.into_inner().to_string();
+    let missing = msg
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+        .map(str::to_owned);
+    let field = match (path.as_str(), missing) {
+        ("." | "", Some(m)) => format!("{prefix}{m}"),
+        ("." | "", None) if prefix.is_empty() => "body".to_owned(),
+        ("." | "", None) => prefix.trim_end_matches('.').to_owned(),
+        (p, Some(m)) => format!("{prefix}{p}.{m}"),
+        (p, None) => format!("{prefix}{p}"),
+    };
+    ApiError::bad(field, msg)
 }
 
 /// An opaque page key: base64url of a small text cursor.

@@ -224,17 +224,8 @@ pub async fn list(
 
 /// One element of a POST body: parsed and validated, or the error to report for it.
 fn parse_one(v: serde_json::Value, prefix: &str) -> Result<SegmentPost, ApiError> {
-    let p: SegmentPost = serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad(
-            if path == "." {
-                prefix.to_owned()
-            } else {
-                format!("{prefix}{path}")
-            },
-            e.into_inner().to_string(),
-        )
-    })?;
+    let p: SegmentPost =
+        serde_path_to_error::deserialize(v).map_err(|e| super::query::path_error(e, prefix))?;
     p.validate()
         .map_err(|e| ApiError::bad(format!("{prefix}{}", e.field), e.message))?;
     Ok(p)
