@@ -3,11 +3,10 @@
 //! stream into the store (bounded memory) and only to allocated ids; objects are
 //! immutable once they have bytes. Reads support one HTTP byte range.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
@@ -115,7 +114,7 @@ pub async fn get(
         None => None,
     };
     let read = st.objects.get(&object_id, range.clone()).await?;
-    let mut resp = Response::new(Body::from_stream(read.body.map(|r| r.map(Bytes::from))));
+    let mut resp = Response::new(Body::from_stream(read.body));
     let h = resp.headers_mut();
     let ct = o
         .content_type

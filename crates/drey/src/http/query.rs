@@ -94,10 +94,19 @@ impl Query {
     /// `limit`, clamped to `1..=max` (TAMS lets the service lower it; the chosen value is
     /// echoed in `X-Paging-Limit`).
     pub fn limit(&self, default: usize, max: usize) -> ApiResult<usize> {
-        Ok(match self.int("limit")? {
-            None => default,
-            Some(n) if n < 1 => 1,
-            Some(n) => usize::try_from(n).unwrap_or(max).min(max),
+        let Some(v) = self.get("limit") else {
+            return Ok(default);
+        };
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::bad("limit", format!("{v:?} is not an integer")));
+        }
+        // Out-of-range integers are clamped like any other too-large or too-small limit.
+        Ok(match v.parse::<i64>() {
+            Ok(n) if n < 1 => 1,
+            Ok(n) => usize::try_from(n).unwrap_or(max).min(max),
+            Err(_) if v.starts_with('-') => 1,
+            Err(_) => max,
         })
     }
 
