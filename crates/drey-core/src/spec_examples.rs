@@ -140,3 +140,15 @@ fn flow_validation_names_the_field() {
     let f: Flow = serde_json::from_value(v).unwrap();
     assert_eq!(f.validate().unwrap_err().field, "codec");
 }
+
+#[test]
+fn nul_characters_are_refused() {
+    let mut v = load("flow-get-200-video-h264.json");
+    v["label"] = "a\u{0}b".into();
+    let f: Flow = serde_json::from_value(v).unwrap();
+    assert_eq!(f.validate().unwrap_err().field, "label");
+    let mut v = load("flow-get-200-video-h264.json");
+    v["tags"]["x"] = "\u{0}".into();
+    let f: Flow = serde_json::from_value(v).unwrap();
+    assert_eq!(f.validate().unwrap_err().field, "tags.x");
+}

@@ -381,6 +381,23 @@ async fn bad_input(b: Backend) {
         (s, e["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("container"))
     );
+    // NUL characters (which PostgreSQL cannot store) are refused, not a 500.
+    let src = api.get_json(&format!("/flows/{flow}")).await.1["source_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .c
+        .put(api.d.url(&format!("/sources/{src}/label")))
+        .json(&"a\u{0}b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.get_json("/flows?label=%00").await.0,
+        StatusCode::BAD_REQUEST
+    );
     // Oversized bodies are refused.
     let huge = vec![b' '; 40 * 1024 * 1024];
     let r = api

@@ -239,5 +239,17 @@ pub fn validate_tags(tags: &Tags, field: &str) -> Result<(), ValidationError> {
     if tags.len() > 256 {
         return Err(ValidationError::new(field, "at most 256 tags"));
     }
+    for (name, value) in tags {
+        let values: &[String] = match value {
+            TagValue::One(v) => std::slice::from_ref(v),
+            TagValue::Many(vs) => vs,
+        };
+        if name.contains('\0') || values.iter().any(|v| v.contains('\0')) {
+            return Err(ValidationError::new(
+                format!("{field}.{name}"),
+                "must not contain NUL characters",
+            ));
+        }
+    }
     Ok(())
 }

@@ -311,7 +311,19 @@ pub const MAX_LABEL_LEN: usize = 1024;
 /// Longest description drey stores.
 pub const MAX_DESCRIPTION_LEN: usize = 64 * 1024;
 
+/// Rejects text no database can store (PostgreSQL refuses NUL in text columns).
+pub fn validate_text(s: &str, field: &str) -> Result<(), ValidationError> {
+    if s.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_label(label: &str, field: &str) -> Result<(), ValidationError> {
+    validate_text(label, field)?;
     if label.len() > MAX_LABEL_LEN {
         return Err(ValidationError::new(
             field,
@@ -322,6 +334,7 @@ pub fn validate_label(label: &str, field: &str) -> Result<(), ValidationError> {
 }
 
 pub fn validate_description(d: &str, field: &str) -> Result<(), ValidationError> {
+    validate_text(d, field)?;
     if d.len() > MAX_DESCRIPTION_LEN {
         return Err(ValidationError::new(
             field,

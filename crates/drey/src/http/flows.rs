@@ -64,8 +64,8 @@ pub async fn list(
         .list_flows(&FlowQuery {
             source_id: q.id("source_id")?,
             format: format.map(|f| f.urn().to_owned()),
-            codec: q.get("codec").map(str::to_owned),
-            label: q.get("label").map(str::to_owned),
+            codec: q.text("codec")?.map(str::to_owned),
+            label: q.text("label")?.map(str::to_owned),
             frame_width: q.int("frame_width")?,
             frame_height: q.int("frame_height")?,
         })

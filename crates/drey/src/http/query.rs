@@ -35,6 +35,16 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A text value that will reach the database: NUL characters are refused.
+    pub fn text(&self, name: &str) -> ApiResult<Option<&str>> {
+        match self.get(name) {
+            Some(v) if v.contains('\0') => {
+                Err(ApiError::bad(name, "must not contain NUL characters"))
+            }
+            v => Ok(v),
+        }
+    }
+
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }

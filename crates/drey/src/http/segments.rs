@@ -178,7 +178,7 @@ pub async fn list(
                 .ok_or_else(|| ApiError::bad("page", "not a page key returned by this service"))?,
         ),
     };
-    let object_id = q.get("object_id").map(str::to_owned);
+    let object_id = q.text("object_id")?.map(str::to_owned);
     // One more than asked tells whether there is a next page.
     let mut rows = st
         .index
@@ -398,7 +398,7 @@ pub async fn delete(
     }
     let q = Query::parse(raw.as_deref());
     let range = q.timerange("timerange")?.unwrap_or(TimeRange::ETERNITY);
-    match q.get("object_id") {
+    match q.text("object_id")? {
         // Deletions by object are small (the segments of one object): done in-line.
         Some(object_id) => {
             loop {

@@ -45,7 +45,7 @@ pub async fn list(
     let mut all = st
         .index
         .list_sources(&SourceQuery {
-            label: q.get("label").map(str::to_owned),
+            label: q.text("label")?.map(str::to_owned),
             format: format.map(|f| f.urn().to_owned()),
         })
         .await?;
