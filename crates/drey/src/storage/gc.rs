@@ -78,3 +78,92 @@ pub fn spawn(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::index::{NewSegment, SqliteIndex};
+    use drey_core::Id;
+
+    #[tokio::test]
+    async fn collects_expired_allocations_and_unreferenced_objects_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteIndex::open(&format!("sqlite://{}", dir.path().join("i.db").display()))
+            .await
+            .unwrap();
+        let objects = Objects::local(dir.path().join("objects")).unwrap();
+        let flow: drey_core::model::Flow = serde_json::from_value(serde_json::json!({
+            "id": Id::new_v4(), "source_id": Id::new_v4(), "format": "urn:x-nmos:format:data",
+            "codec": "application/json", "container": "application/json", "essence_parameters": {}
+        }))
+        .unwrap();
+        index.put_flow(&flow, None, 0).await.unwrap();
+        let now = unix_now_ns();
+        // "expired": allocated long ago, uploaded, never registered. "fresh": not yet due.
+        // "used": registered in a segment.
+        index
+            .allocate_objects(
+                flow.id,
+                &["expired".into(), "used".into()],
+                None,
+                0,
+                now - 1,
+            )
+            .await
+            .unwrap();
+        index
+            .allocate_objects(flow.id, &["fresh".into()], None, 0, now + 3_600_000_000_000)
+            .await
+            .unwrap();
+        for id in ["expired", "used", "fresh"] {
+            objects
+                .put(id, bytes::Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        index
+            .mark_objects_stored(&[("used".into(), 1), ("expired".into(), 1)])
+            .await
+            .unwrap();
+        let seg = NewSegment::from_post(
+            &serde_json::from_value(
+                serde_json::json!({"object_id": "used", "timerange": "[0:0_1:0)"}),
+            )
+            .unwrap(),
+        );
+        assert!(index.register_segments(flow.id, &[seg], now).await.unwrap()[0].is_ok());
+
+        let report = run_once(&index, &objects).await.unwrap();
+        assert_eq!(
+            report,
+            GcReport {
+                deleted: 1,
+                failed: 0
+            }
+        );
+        assert_eq!(objects.head("expired").await.unwrap(), None);
+        assert_eq!(objects.head("used").await.unwrap(), Some(1));
+        assert_eq!(objects.head("fresh").await.unwrap(), Some(1));
+
+        // Once its segment is deleted, "used" goes too.
+        index
+            .delete_segments(
+                flow.id,
+                &drey_core::TimeRange::ETERNITY,
+                None,
+                100,
+                unix_now_ns(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(run_once(&index, &objects).await.unwrap().deleted, 1);
+        assert_eq!(objects.head("used").await.unwrap(), None);
+        assert!(
+            index
+                .get_objects(&["used".into(), "expired".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

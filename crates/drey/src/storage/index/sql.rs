@@ -566,23 +566,33 @@ macro_rules! impl_index {
                 let flow = flow_id.to_string();
                 let s = q.range.start_nanos().unwrap_or(i64::MIN);
                 let e = q.range.end_nanos().unwrap_or(i64::MAX);
-                let from = Self::scan_from(self.read(), &flow, s).await?;
-                let (lo, hi) = match (q.reverse, q.after_start_ns) {
-                    (false, Some(a)) => (from.max(a.saturating_add(1)), e),
-                    (true, Some(a)) => (from, e.min(a)),
-                    (_, None) => (from, e),
+                // Bounds of one primary-key range scan. The lower bound is the window start,
+                // widened in SQL to the predecessor segment when that reaches into the window
+                // ($6); an ascending page after a cursor starts just after it instead.
+                let (lo, hi, widen) = match (q.reverse, q.after_start_ns) {
+                    (false, Some(a)) => (a.saturating_add(1), e, false),
+                    (true, Some(a)) => (s, e.min(a), true),
+                    (_, None) => (s, e, true),
                 };
                 let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+                // The LIMIT sits inside, in key order, so the scan stops after `limit` rows
+                // whatever the planner's statistics say; external URLs are looked up per row.
                 let sql = if q.reverse {
-                    "SELECT s.*, o.external_urls AS external_urls FROM segments s \
-                     LEFT JOIN objects o ON o.id = s.object_id AND o.controlled = FALSE \
-                     WHERE s.flow_id = $1 AND s.start_ns >= $2 AND s.start_ns < $3 AND ($4 IS NULL OR s.object_id = $4) \
-                     ORDER BY s.start_ns DESC LIMIT $5"
+                    "SELECT s.*, (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id \
+                     AND o.controlled = FALSE) AS external_urls FROM (SELECT * FROM segments \
+                     WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
+                     (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
+                     ORDER BY start_ns DESC LIMIT 1) p WHERE p.end_ns > $2), $2) ELSE $2 END) \
+                     AND start_ns < $3 AND ($4 IS NULL OR object_id = $4) \
+                     ORDER BY start_ns DESC LIMIT $5) s ORDER BY s.start_ns DESC"
                 } else {
-                    "SELECT s.*, o.external_urls AS external_urls FROM segments s \
-                     LEFT JOIN objects o ON o.id = s.object_id AND o.controlled = FALSE \
-                     WHERE s.flow_id = $1 AND s.start_ns >= $2 AND s.start_ns < $3 AND ($4 IS NULL OR s.object_id = $4) \
-                     ORDER BY s.start_ns LIMIT $5"
+                    "SELECT s.*, (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id \
+                     AND o.controlled = FALSE) AS external_urls FROM (SELECT * FROM segments \
+                     WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
+                     (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
+                     ORDER BY start_ns DESC LIMIT 1) p WHERE p.end_ns > $2), $2) ELSE $2 END) \
+                     AND start_ns < $3 AND ($4 IS NULL OR object_id = $4) \
+                     ORDER BY start_ns LIMIT $5) s ORDER BY s.start_ns"
                 };
                 let rows = sqlx::query(sql)
                     .bind(&flow)
@@ -590,6 +600,7 @@ macro_rules! impl_index {
                     .bind(hi)
                     .bind(q.object_id.as_deref())
                     .bind(limit)
+                    .bind(widen)
                     .fetch_all(self.read())
                     .await?;
                 rows.iter()
