@@ -9,7 +9,7 @@ use drey_core::{Id, TimeRange};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::sql::{
-    impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
+    SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
     DeleteChunk, FlowQuery, Index, IndexError, NewSegment, ObjectRow, ObjectState, PutFlow, Result,

@@ -34,6 +34,25 @@ macro_rules! impl_index {
                 })
             }
 
+            fn segment_from_row(r: &<$db as sqlx::Database>::Row) -> Result<StoredSegment> {
+                use sqlx::Row;
+                let urls: Option<String> = r.try_get("external_urls")?;
+                Ok(StoredSegment {
+                    start_ns: r.try_get("start_ns")?,
+                    end_ns: r.try_get("end_ns")?,
+                    object_id: r.try_get("object_id")?,
+                    init_object_id: r.try_get("init_object_id")?,
+                    ts_offset_ns: r.try_get("ts_offset_ns")?,
+                    last_duration_ns: r.try_get("last_duration_ns")?,
+                    object_start_ns: r.try_get("object_start_ns")?,
+                    object_end_ns: r.try_get("object_end_ns")?,
+                    sample_offset: r.try_get("sample_offset")?,
+                    sample_count: r.try_get("sample_count")?,
+                    key_frame_count: r.try_get("key_frame_count")?,
+                    external_urls: urls.map(|u| parse_json(&u)).transpose()?,
+                })
+            }
+
             /// Where a scan for segments overlapping `[s, ..)` must start: the predecessor
             /// of `s` when it reaches past `s`, else `s` itself.
             async fn scan_from<'e, E>(ex: E, flow: &str, s: i64) -> Result<i64>
@@ -559,7 +578,6 @@ macro_rules! impl_index {
             }
 
             async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<StoredSegment>> {
-                use sqlx::Row;
                 if q.range.is_empty() || q.limit == 0 {
                     return Ok(Vec::new());
                 }
@@ -576,52 +594,77 @@ macro_rules! impl_index {
                 };
                 let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
                 // The LIMIT sits inside, in key order, so the scan stops after `limit` rows
-                // whatever the planner's statistics say; external URLs are looked up per row.
-                let sql = if q.reverse {
-                    "SELECT s.*, (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id \
-                     AND o.controlled = FALSE) AS external_urls FROM (SELECT * FROM segments \
+                // whatever the planner's statistics say.
+                if $pg {
+                    // PostgreSQL's binary row protocol beats building JSON on the server.
+                    let sql = if q.reverse {
+                        "SELECT s.*, (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id \
+                         AND o.controlled = FALSE) AS external_urls FROM (SELECT * FROM segments \
                      WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
                      (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
                      ORDER BY start_ns DESC LIMIT 1) p WHERE p.end_ns > $2), $2) ELSE $2 END) \
                      AND start_ns < $3 AND ($4 IS NULL OR object_id = $4) \
                      ORDER BY start_ns DESC LIMIT $5) s ORDER BY s.start_ns DESC"
-                } else {
-                    "SELECT s.*, (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id \
-                     AND o.controlled = FALSE) AS external_urls FROM (SELECT * FROM segments \
+                    } else {
+                        "SELECT s.*, (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id \
+                         AND o.controlled = FALSE) AS external_urls FROM (SELECT * FROM segments \
                      WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
                      (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
                      ORDER BY start_ns DESC LIMIT 1) p WHERE p.end_ns > $2), $2) ELSE $2 END) \
                      AND start_ns < $3 AND ($4 IS NULL OR object_id = $4) \
                      ORDER BY start_ns LIMIT $5) s ORDER BY s.start_ns"
+                    };
+                    let rows = sqlx::query(sql)
+                        .bind(&flow)
+                        .bind(lo)
+                        .bind(hi)
+                        .bind(q.object_id.as_deref())
+                        .bind(limit)
+                        .bind(widen)
+                        .fetch_all(self.read())
+                        .await?;
+                    return rows.iter().map(Self::segment_from_row).collect();
+                }
+                // SQLite: the page comes back as one JSON value, one row to hand over from the
+                // driver's worker thread instead of one per segment.
+                let sql = if q.reverse {
+                    "SELECT json_group_array(json_object('s', s.start_ns, 'e', s.end_ns, 'o', s.object_id, \
+                     'io', s.init_object_id, 'tso', s.ts_offset_ns, 'ld', s.last_duration_ns, 'os', s.object_start_ns, \
+                     'oe', s.object_end_ns, 'so', s.sample_offset, 'sc', s.sample_count, 'k', s.key_frame_count, \
+                     'u', (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id AND o.controlled = FALSE))) FROM (SELECT * FROM segments \
+                     WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
+                     (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
+                     ORDER BY start_ns DESC LIMIT 1) p WHERE p.end_ns > $2), $2) ELSE $2 END) \
+                     AND start_ns < $3 AND ($4 IS NULL OR object_id = $4) \
+                     ORDER BY start_ns DESC LIMIT $5) s"
+                } else {
+                    "SELECT json_group_array(json_object('s', s.start_ns, 'e', s.end_ns, 'o', s.object_id, \
+                     'io', s.init_object_id, 'tso', s.ts_offset_ns, 'ld', s.last_duration_ns, 'os', s.object_start_ns, \
+                     'oe', s.object_end_ns, 'so', s.sample_offset, 'sc', s.sample_count, 'k', s.key_frame_count, \
+                     'u', (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id AND o.controlled = FALSE))) FROM (SELECT * FROM segments \
+                     WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
+                     (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
+                     ORDER BY start_ns DESC LIMIT 1) p WHERE p.end_ns > $2), $2) ELSE $2 END) \
+                     AND start_ns < $3 AND ($4 IS NULL OR object_id = $4) \
+                     ORDER BY start_ns LIMIT $5) s"
                 };
-                let rows = sqlx::query(sql)
+                let page: String = sqlx::query_scalar(sql)
                     .bind(&flow)
                     .bind(lo)
                     .bind(hi)
                     .bind(q.object_id.as_deref())
                     .bind(limit)
                     .bind(widen)
-                    .fetch_all(self.read())
+                    .fetch_one(self.read())
                     .await?;
-                rows.iter()
-                    .map(|r| {
-                        let urls: Option<String> = r.try_get("external_urls")?;
-                        Ok(StoredSegment {
-                            start_ns: r.try_get("start_ns")?,
-                            end_ns: r.try_get("end_ns")?,
-                            object_id: r.try_get("object_id")?,
-                            init_object_id: r.try_get("init_object_id")?,
-                            ts_offset_ns: r.try_get("ts_offset_ns")?,
-                            last_duration_ns: r.try_get("last_duration_ns")?,
-                            object_start_ns: r.try_get("object_start_ns")?,
-                            object_end_ns: r.try_get("object_end_ns")?,
-                            sample_offset: r.try_get("sample_offset")?,
-                            sample_count: r.try_get("sample_count")?,
-                            key_frame_count: r.try_get("key_frame_count")?,
-                            external_urls: urls.map(|u| parse_json(&u)).transpose()?,
-                        })
-                    })
-                    .collect()
+                let mut rows: Vec<SegmentJson> = parse_json(&page)?;
+                // Aggregation order is not promised by every engine: settle it here.
+                if q.reverse {
+                    rows.sort_unstable_by(|a, b| b.s.cmp(&a.s));
+                } else {
+                    rows.sort_unstable_by_key(|r| r.s);
+                }
+                rows.into_iter().map(SegmentJson::into_stored).collect()
             }
 
             async fn delete_segments(
@@ -918,6 +961,42 @@ pub(crate) use impl_index;
 use drey_core::Id;
 
 use super::{IndexError, Result};
+
+/// One segment of a page as the listing query aggregates it (short keys keep it small).
+#[derive(serde::Deserialize)]
+pub(crate) struct SegmentJson {
+    pub(crate) s: i64,
+    e: i64,
+    o: String,
+    io: Option<String>,
+    tso: Option<i64>,
+    ld: Option<i64>,
+    os: Option<i64>,
+    oe: Option<i64>,
+    so: Option<i64>,
+    sc: Option<i64>,
+    k: Option<i64>,
+    u: Option<String>,
+}
+
+impl SegmentJson {
+    pub(crate) fn into_stored(self) -> Result<super::StoredSegment> {
+        Ok(super::StoredSegment {
+            start_ns: self.s,
+            end_ns: self.e,
+            object_id: self.o,
+            init_object_id: self.io,
+            ts_offset_ns: self.tso,
+            last_duration_ns: self.ld,
+            object_start_ns: self.os,
+            object_end_ns: self.oe,
+            sample_offset: self.so,
+            sample_count: self.sc,
+            key_frame_count: self.k,
+            external_urls: self.u.map(|u| parse_json(&u)).transpose()?,
+        })
+    }
+}
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| IndexError::Corrupt(e.to_string()))

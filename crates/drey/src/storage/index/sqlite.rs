@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{
-    impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
+    SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
     DeleteChunk, FlowQuery, Index, IndexError, NewSegment, ObjectRow, ObjectState, PutFlow, Result,
