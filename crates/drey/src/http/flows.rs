@@ -15,7 +15,7 @@ use drey_core::model::{
 use drey_core::{Id, TimeRange};
 
 use super::error::{ApiError, ApiResult};
-use super::paging::{Paging, paged};
+use super::paging::offset_page;
 use super::query::{Query, json_body, page_offset, path_id};
 use super::sources::sort_resources;
 use super::state::AppState;
@@ -106,19 +106,13 @@ pub async fn list(
         "metadata_updated" => f.metadata_updated.clone(),
         _ => f.created.clone(),
     });
-    let page: Vec<Flow> = all.iter().skip(offset).take(limit).cloned().collect();
-    let next = (offset + page.len() < all.len()).then(|| format!("o:{}", offset + page.len()));
-    Ok(paged(
+    Ok(offset_page(
         &st.cfg.public_url,
         &uri,
-        &page,
-        Paging {
-            limit,
-            count: page.len(),
-            reverse: Some(reverse),
-            next,
-            timerange: None,
-        },
+        &all,
+        offset,
+        limit,
+        reverse,
     ))
 }
 
@@ -145,6 +139,26 @@ pub async fn get_one(
         flow.timerange = Some(st.index.flow_timerange(id, &within).await?);
     }
     Ok(Json(flow))
+}
+
+/// A flow that may take new objects and segments: it exists, is not read-only, and has a
+/// container. Returns its id and container.
+pub(super) async fn writable_media_flow(st: &AppState, raw_id: &str) -> ApiResult<(Id, String)> {
+    let (id, flow, _) = load(st, raw_id).await?;
+    if flow.read_only == Some(true) {
+        return Err(ApiError::Forbidden(format!("flow {id} is read-only")));
+    }
+    let container = flow
+        .container
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "container",
+                format!("flow {id} has no container; set it (PUT /flows/{id}) before adding media"),
+            )
+        })?;
+    Ok((id, container))
 }
 
 /// Everything but the read_only flag and bookkeeping, for "only read_only changed" checks.
@@ -557,19 +571,13 @@ pub async fn list_delete_requests(
     if reverse {
         all.reverse();
     }
-    let page: Vec<DeletionRequest> = all.iter().skip(offset).take(limit).cloned().collect();
-    let next = (offset + page.len() < all.len()).then(|| format!("o:{}", offset + page.len()));
-    Ok(paged(
+    Ok(offset_page(
         &st.cfg.public_url,
         &uri,
-        &page,
-        Paging {
-            limit,
-            count: page.len(),
-            reverse: Some(reverse),
-            next,
-            timerange: None,
-        },
+        &all,
+        offset,
+        limit,
+        reverse,
     ))
 }
 

@@ -13,7 +13,7 @@ use drey_core::{Id, TimeRange, validate_object_id};
 
 use super::error::{ApiError, ApiResult};
 use super::paging::{Paging, paged};
-use super::query::{Query, json_body, path_id};
+use super::query::{Query, json_body};
 use super::segments::{UrlFilter, controlled_urls, media_url};
 use super::state::AppState;
 use crate::util::unix_now_ns;
@@ -27,22 +27,7 @@ pub async fn allocate(
     Path(raw_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let id = path_id("flowId", &raw_id)?;
-    let flow = st
-        .index
-        .get_flow(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("flow {id} does not exist")))?
-        .value;
-    if flow.read_only == Some(true) {
-        return Err(ApiError::Forbidden(format!("flow {id} is read-only")));
-    }
-    let Some(container) = flow.container.clone() else {
-        return Err(ApiError::bad(
-            "container",
-            format!("flow {id} has no container; set it before allocating storage"),
-        ));
-    };
+    let (id, container) = super::flows::writable_media_flow(&st, &raw_id).await?;
     let req: StoragePost = if body.iter().all(u8::is_ascii_whitespace) {
         StoragePost::default()
     } else {
@@ -107,7 +92,7 @@ pub async fn allocate(
             now.saturating_add(timeout_ns).saturating_add(GC_GRACE_NS),
         )
         .await?;
-    let ct = content_type.unwrap_or_else(|| container.as_str().to_owned());
+    let ct = content_type.unwrap_or(container);
     let mut media_objects = Vec::with_capacity(ids.len());
     for oid in ids {
         let url = if presigned {

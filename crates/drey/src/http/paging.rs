@@ -63,3 +63,29 @@ pub fn paged<T: Serialize>(public_url: &str, uri: &Uri, items: &T, p: Paging) ->
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     (StatusCode::OK, h, Json(items)).into_response()
 }
+
+/// One page of an in-memory listing with an offset cursor (`o:N`): flows, sources and
+/// delete requests, which are few enough to filter and sort in memory.
+pub fn offset_page<T: Serialize + Clone>(
+    public_url: &str,
+    uri: &Uri,
+    all: &[T],
+    offset: usize,
+    limit: usize,
+    reverse: bool,
+) -> Response {
+    let page: Vec<T> = all.iter().skip(offset).take(limit).cloned().collect();
+    let next = (offset + page.len() < all.len()).then(|| format!("o:{}", offset + page.len()));
+    paged(
+        public_url,
+        uri,
+        &page,
+        Paging {
+            limit,
+            count: page.len(),
+            reverse: Some(reverse),
+            next,
+            timerange: None,
+        },
+    )
+}

@@ -244,24 +244,7 @@ pub async fn post(
     Path(raw_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let id = path_id("flowId", &raw_id)?;
-    let flow = st
-        .index
-        .get_flow(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("flow {id} does not exist")))?
-        .value;
-    if flow.read_only == Some(true) {
-        return Err(ApiError::Forbidden(format!("flow {id} is read-only")));
-    }
-    if flow.container.is_none() {
-        return Err(ApiError::bad(
-            "container",
-            format!(
-                "flow {id} has no container; set it (PUT /flows/{id}) before registering segments"
-            ),
-        ));
-    }
+    let (id, _) = super::flows::writable_media_flow(&st, &raw_id).await?;
     let value: serde_json::Value = super::query::json_body(&body)?;
     let (items, single) = match value {
         serde_json::Value::Array(a) => (a, false),

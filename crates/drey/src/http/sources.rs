@@ -12,7 +12,7 @@ use drey_core::model::{
 };
 
 use super::error::{ApiError, ApiResult};
-use super::paging::{Paging, paged};
+use super::paging::offset_page;
 use super::query::{Query, json_body, page_offset, path_id};
 use super::state::AppState;
 use crate::storage::index::SourceQuery;
@@ -62,19 +62,13 @@ pub async fn list(
         "updated" => s.updated.clone(),
         _ => s.created.clone(),
     });
-    let page: Vec<Source> = all.iter().skip(offset).take(limit).cloned().collect();
-    let next = (offset + page.len() < all.len()).then(|| format!("o:{}", offset + page.len()));
-    Ok(paged(
+    Ok(offset_page(
         &st.cfg.public_url,
         &uri,
-        &page,
-        Paging {
-            limit,
-            count: page.len(),
-            reverse: Some(reverse),
-            next,
-            timerange: None,
-        },
+        &all,
+        offset,
+        limit,
+        reverse,
     ))
 }
 
