@@ -687,6 +687,81 @@ async fn properties_and_head(b: Backend) {
     );
 }
 
+/// Two instances sharing one PostgreSQL database and one bucket: what one writes the other
+/// serves, and writers racing through different instances still get exactly one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_out_instances_share_the_store() {
+    let Some(cfg) = Drey::scale_config().await else {
+        return;
+    };
+    let a = Api {
+        c: Client::new(),
+        d: Drey::start_with_config(&cfg).await,
+    };
+    let b = Api {
+        c: Client::new(),
+        d: Drey::start_with_config(&cfg).await,
+    };
+    let flow = new_id();
+    a.put_flow(&flow).await;
+    let ids = a
+        .upload(&flow, 20, |i| format!("object {i}").into_bytes())
+        .await;
+    // Registered through b, although a allocated them.
+    assert_eq!(
+        b.post_segments(&flow, &seg(&ids[0], 0, 10)).await.0,
+        StatusCode::CREATED
+    );
+    for r in 1..10 {
+        let base = 100 * r as i64;
+        let (sa, sb) = (
+            seg(&ids[2 * r], base, base + 10),
+            seg(&ids[2 * r + 1], base + 5, base + 15),
+        );
+        let (ra, rb) = tokio::join!(a.post_segments(&flow, &sa), b.post_segments(&flow, &sb));
+        let codes = [ra.0.as_u16(), rb.0.as_u16()];
+        assert!(
+            codes == [201, 400] || codes == [400, 201],
+            "round {r}: {codes:?}"
+        );
+    }
+    // Both instances list the same segments, and b serves bytes a stored.
+    let (_, from_a) = a.get_json(&format!("/flows/{flow}/segments")).await;
+    let (_, from_b) = b.get_json(&format!("/flows/{flow}/segments")).await;
+    let tr = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["timerange"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tr(&from_a), tr(&from_b));
+    assert_eq!(from_b.as_array().unwrap().len(), 10);
+    let first = &from_b[0]["get_urls"];
+    for u in first.as_array().unwrap() {
+        let body =
+            b.c.get(u["url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        assert_eq!(body, "object 0");
+    }
+    // A delete through b is seen by a.
+    let r =
+        b.c.delete(b.d.url(&format!("/flows/{flow}")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.get_json(&format!("/flows/{flow}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
 both_backends! {
     spec_client_round_trip => super::spec_client_round_trip;
     paging => super::paging;

@@ -21,19 +21,30 @@ impl Drey {
     /// Starts drey with extra TOML config lines; `None` when the scale-out backends are not
     /// configured outside CI (see `drey::testing`).
     pub async fn start(backend: Backend, extra_config: &str) -> Option<Drey> {
+        let mut config = extra_config.to_owned();
+        config.push('\n');
+        if let Backend::Scale = backend {
+            config.push_str(&Self::scale_config().await?);
+        }
+        Some(Self::start_with_config(&config).await)
+    }
+
+    /// TOML naming a fresh PostgreSQL database and the test bucket; `None` outside CI when
+    /// they are not configured.
+    pub async fn scale_config() -> Option<String> {
+        let db = drey::testing::postgres_url().await?;
+        let bucket = drey::testing::s3_bucket().await?;
+        Some(format!("database = {db:?}\nobjects = \"s3://{bucket}\"\n"))
+    }
+
+    /// Starts an instance with exactly this TOML configuration.
+    pub async fn start_with_config(config: &str) -> Drey {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut config = extra_config.to_owned();
-        config.push('\n');
-        if let Backend::Scale = backend {
-            let db = drey::testing::postgres_url().await?;
-            let bucket = drey::testing::s3_bucket().await?;
-            config.push_str(&format!("database = {db:?}\nobjects = \"s3://{bucket}\"\n"));
-        }
         let cfg_path = dir.path().join("drey.toml");
         std::fs::write(&cfg_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("drey.log")).unwrap();
@@ -61,7 +72,7 @@ impl Drey {
             if let Ok(r) = client.get(format!("{}/service", d.base)).send().await
                 && r.status() == 200
             {
-                return Some(d);
+                return d;
             }
             assert!(
                 Instant::now() < deadline,
