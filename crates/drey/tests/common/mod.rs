@@ -14,6 +14,7 @@ pub enum Backend {
 pub struct Drey {
     child: Child,
     pub base: String,
+    port: u16,
     pub dir: tempfile::TempDir,
 }
 
@@ -45,42 +46,67 @@ impl Drey {
             .local_addr()
             .unwrap()
             .port();
-        let cfg_path = dir.path().join("drey.toml");
-        std::fs::write(&cfg_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("drey.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_drey"))
+        std::fs::write(dir.path().join("drey.toml"), config).unwrap();
+        let child = Self::spawn(dir.path(), port);
+        let d = Drey {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+        };
+        d.wait_ready().await;
+        d
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("drey.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_drey"))
             .arg("serve")
             .arg("--config")
-            .arg(&cfg_path)
+            .arg(dir.join("drey.toml"))
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(dir.join("data"))
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"))
             .env("DREY_LOG", "info,sqlx=warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn drey");
-        let d = Drey {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
+            .expect("spawn drey")
+    }
+
+    async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
         loop {
-            if let Ok(r) = client.get(format!("{}/service", d.base)).send().await
+            if let Ok(r) = client.get(format!("{}/service", self.base)).send().await
                 && r.status() == 200
             {
-                return d;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
                 "drey did not become ready: {}",
-                d.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind).
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again on the same data, configuration and port.
+    pub async fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.port);
+        self.wait_ready().await;
     }
 
     pub fn url(&self, path: &str) -> String {
