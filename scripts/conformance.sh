@@ -38,13 +38,15 @@ python3 scripts/spec_client.py "$BASE" --seed "$WORK/seed.env"
 
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 EXCLUDE='^/service/(webhooks|profiles)|/instances$'
-run_st() {
-  schemathesis "$@" run "$SPEC" --url "$BASE" -c "$CHECKS" --exclude-path-regex "$EXCLUDE" \
-    -n "${DREY_ST_EXAMPLES:-25}" --mode positive >"$WORK/st.out" 2>&1 || { cat "$WORK/st.out"; tail -50 "$WORK/drey.log"; exit 1; }
+run_st() {  # [--config-file F] run-options...
+  local global=()
+  if [ "${1:-}" = --config-file ]; then global=(--config-file "$2"); shift 2; fi
+  schemathesis "${global[@]}" run "$SPEC" --url "$BASE" --exclude-path-regex "$EXCLUDE" \
+    -n "${DREY_ST_EXAMPLES:-25}" "$@" >"$WORK/st.out" 2>&1 || { cat "$WORK/st.out"; tail -50 "$WORK/drey.log"; exit 1; }
   grep -E "generated|^Seed" "$WORK/st.out" | sed "s/^/   /"
 }
 echo "-- [$BACKEND] schemathesis, generated ids"
-run_st
+run_st -c "$CHECKS" --mode positive
 echo "-- [$BACKEND] schemathesis, ids of a flow with segments"
 cat >"$WORK/st.toml" <<TOML
 [parameters]
@@ -52,6 +54,8 @@ flowId = "$DREY_ST_FLOW"
 sourceId = "$DREY_ST_SOURCE"
 objectId = "$DREY_ST_OBJECT"
 TOML
-run_st --config-file "$WORK/st.toml"
+run_st --config-file "$WORK/st.toml" -c "$CHECKS" --mode positive
+echo "-- [$BACKEND] schemathesis, invalid requests (no 5xx, JSON errors)"
+run_st --config-file "$WORK/st.toml" -c not_a_server_error,content_type_conformance --mode negative
 grep -E " (ERROR|WARN) " "$WORK/drey.log" | grep -v "gc pass" | head -5 || true
 echo "conformance [$BACKEND]: passed"
