@@ -311,6 +311,12 @@ async fn bad_input(b: Backend) {
     assert_eq!(e["failed_segments"][0]["object_id"], ids[1]);
     let (_, segs) = api.get_json(&format!("/flows/{flow}/segments")).await;
     assert_eq!(segs.as_array().unwrap().len(), 1);
+    // A batch in which every segment is refused by the index: 400, all listed.
+    let (s, e) = api
+        .post_segments(&flow, &json!([seg(&ids[0], 0, 1), seg(&ids[0], 0, 2)]))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["failed_segments"].as_array().unwrap().len(), 2, "{e}");
     // Flow bodies.
     let mut bad_flow = video_flow(&flow, &new_id());
     bad_flow["essence_parameters"]["frame_width"] = json!("wide");

@@ -34,10 +34,18 @@ pub async fn put(
     req: Request,
 ) -> ApiResult<Response> {
     let o = row(&st, &object_id).await?;
-    if o.state != ObjectState::Allocated {
-        return Err(ApiError::Conflict(format!(
-            "object {object_id:?} already has bytes; objects are immutable"
-        )));
+    match o.state {
+        ObjectState::Allocated => {}
+        ObjectState::Stored => {
+            return Err(ApiError::Conflict(format!(
+                "object {object_id:?} already has bytes; objects are immutable"
+            )));
+        }
+        ObjectState::Deleting => {
+            return Err(ApiError::Conflict(format!(
+                "the allocation of object {object_id:?} expired; allocate a new object"
+            )));
+        }
     }
     if let Some(len) = req
         .headers()
@@ -55,8 +63,22 @@ pub async fn put(
         .put_stream(&object_id, body, st.cfg.max_object_bytes)
         .await?;
     st.index
-        .mark_objects_stored(&[(object_id, i64::try_from(size).unwrap_or(i64::MAX))])
+        .mark_objects_stored(&[(object_id.clone(), i64::try_from(size).unwrap_or(i64::MAX))])
         .await?;
+    // The allocation may have expired and been collected while the bytes streamed in:
+    // then nothing refers to these bytes and nothing ever would; remove them.
+    let still_ours = st
+        .index
+        .get_objects(std::slice::from_ref(&object_id))
+        .await?
+        .first()
+        .is_some_and(|o| o.state == ObjectState::Stored);
+    if !still_ours {
+        st.objects.delete(&object_id).await?;
+        return Err(ApiError::Conflict(format!(
+            "the allocation of object {object_id:?} expired during the upload; allocate a new object"
+        )));
+    }
     metrics::counter!("drey_object_bytes_uploaded_total").increment(size);
     Ok(StatusCode::CREATED.into_response())
 }

@@ -259,6 +259,7 @@ pub async fn post(
     if items.is_empty() {
         return Err(ApiError::bad("body", "empty array"));
     }
+    let total = items.len();
     if items.len() > st.cfg.max_segments_per_post {
         return Err(ApiError::bad(
             "body",
@@ -318,7 +319,6 @@ pub async fn post(
         metrics::counter!("drey_segments_registered_total").increment(stored);
     }
 
-    let total = errors.len() + valid.len();
     match (errors.is_empty(), first_error) {
         (true, _) => Ok(StatusCode::CREATED.into_response()),
         (false, Some(e)) if single || errors.len() == total => {
