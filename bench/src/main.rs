@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use drey::storage::index::{self, Index, NewSegment, SegmentQuery};
+use drey::storage::index::{self, Index, SegmentQuery, SegmentRow};
 use drey::storage::objects::Objects;
 use drey_core::model::Flow;
 use drey_core::{Id, TimeRange};
@@ -68,9 +68,9 @@ fn flow(id: Id) -> Flow {
     .expect("a valid flow")
 }
 
-fn seg(i: usize, object: &str) -> NewSegment {
+fn seg(i: usize, object: &str) -> SegmentRow {
     let s = T0 + i as i64 * SEG;
-    NewSegment {
+    SegmentRow {
         start_ns: s,
         end_ns: s + SEG,
         object_id: object.to_owned(),
@@ -148,7 +148,7 @@ async fn register(databases: &[String], total: usize, batches: &[usize]) -> anyh
             let mut lat = Vec::new();
             let start = Instant::now();
             for (b, chunk) in ids.chunks(batch).enumerate() {
-                let segs: Vec<NewSegment> = chunk
+                let segs: Vec<SegmentRow> = chunk
                     .iter()
                     .enumerate()
                     .map(|(j, o)| seg(b * batch + j, o))
@@ -180,7 +180,7 @@ async fn register(databases: &[String], total: usize, batches: &[usize]) -> anyh
 async fn fill(ix: &dyn Index, f: Id, n: usize) -> anyhow::Result<()> {
     let obj = objects(ix, f, 1, &format!("q{n}")).await?.remove(0);
     for start in (0..n).step_by(10_000) {
-        let segs: Vec<NewSegment> = (start..(start + 10_000).min(n))
+        let segs: Vec<SegmentRow> = (start..(start + 10_000).min(n))
             .map(|i| seg(i, &obj))
             .collect();
         let v = ix.register_segments(f, &segs, 1).await?;
@@ -268,7 +268,7 @@ async fn seed(data_dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
         objs.put(id, vec![0x47u8; 188 * 10].into()).await?;
     }
     for (b, chunk) in ids.chunks(10_000).enumerate() {
-        let segs: Vec<NewSegment> = chunk
+        let segs: Vec<SegmentRow> = chunk
             .iter()
             .enumerate()
             .map(|(j, o)| seg(b * 10_000 + j, o))

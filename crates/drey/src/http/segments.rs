@@ -20,7 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::paging::{Paging, paged};
 use super::query::{Query, decode_page, path_id};
 use super::state::AppState;
-use crate::storage::index::{NewSegment, ObjectState, SegmentQuery, StoredSegment};
+use crate::storage::index::{ObjectState, SegmentQuery, SegmentRow};
 use crate::storage::objects::Backend;
 use crate::util::unix_now_ns;
 
@@ -117,7 +117,7 @@ pub(super) fn media_url(public_url: &str, object_id: &str) -> String {
 
 async fn to_api(
     st: &AppState,
-    s: &StoredSegment,
+    s: &SegmentRow,
     f: &UrlFilter,
     include_object_timerange: bool,
 ) -> ApiResult<Segment> {
@@ -300,7 +300,7 @@ pub async fn post(
 
     if !valid.is_empty() {
         verify_uploads(&st, &valid).await?;
-        let batch: Vec<NewSegment> = valid.iter().map(NewSegment::from_post).collect();
+        let batch: Vec<SegmentRow> = valid.iter().map(SegmentRow::from_post).collect();
         let verdicts = st
             .index
             .register_segments(id, &batch, unix_now_ns())

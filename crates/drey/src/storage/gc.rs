@@ -82,7 +82,7 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::index::{NewSegment, SqliteIndex};
+    use crate::storage::index::{SegmentRow, SqliteIndex};
     use drey_core::Id;
 
     #[tokio::test]
@@ -125,7 +125,7 @@ mod tests {
             .mark_objects_stored(&[("used".into(), 1), ("expired".into(), 1)])
             .await
             .unwrap();
-        let seg = NewSegment::from_post(
+        let seg = SegmentRow::from_post(
             &serde_json::from_value(
                 serde_json::json!({"object_id": "used", "timerange": "[0:0_1:0)"}),
             )

@@ -21,8 +21,8 @@ fn flow(id: Id, source: Id, label: &str) -> Flow {
     .unwrap()
 }
 
-fn seg(start_s: i64, end_s: i64, object: &str) -> NewSegment {
-    NewSegment {
+fn seg(start_s: i64, end_s: i64, object: &str) -> SegmentRow {
+    SegmentRow {
         start_ns: start_s * SEC,
         end_ns: end_s * SEC,
         object_id: object.to_owned(),
@@ -50,7 +50,7 @@ async fn flow_with_segments(ix: &dyn Index, n: i64, prefix: &str) -> Id {
         .unwrap();
     let stored: Vec<(String, i64)> = ids.iter().map(|i| (i.clone(), 10)).collect();
     ix.mark_objects_stored(&stored).await.unwrap();
-    let batch: Vec<NewSegment> = (0..n).map(|i| seg(i, i + 1, &ids[i as usize])).collect();
+    let batch: Vec<SegmentRow> = (0..n).map(|i| seg(i, i + 1, &ids[i as usize])).collect();
     let v = ix.register_segments(f, &batch, 2).await.unwrap();
     assert!(v.iter().all(Result::is_ok), "{v:?}");
     f
@@ -66,7 +66,7 @@ fn q(range: &str) -> SegmentQuery {
     }
 }
 
-fn starts(v: &[StoredSegment]) -> Vec<i64> {
+fn starts(v: &[SegmentRow]) -> Vec<i64> {
     v.iter().map(|s| s.start_ns / SEC).collect()
 }
 

@@ -16,7 +16,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
-pub use plan::{NewSegment, SegmentRejection};
+pub use plan::{SegmentRejection, SegmentRow};
 pub use postgres::PgIndex;
 pub use sqlite::SqliteIndex;
 
@@ -92,24 +92,6 @@ pub struct SegmentQuery {
     /// Keyset cursor: the `start_ns` of the last segment of the previous page.
     pub after_start_ns: Option<i64>,
     pub limit: usize,
-}
-
-/// A segment row as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredSegment {
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub object_id: String,
-    pub init_object_id: Option<String>,
-    pub ts_offset_ns: Option<i64>,
-    pub last_duration_ns: Option<i64>,
-    pub object_start_ns: Option<i64>,
-    pub object_end_ns: Option<i64>,
-    pub sample_offset: Option<i64>,
-    pub sample_count: Option<i64>,
-    pub key_frame_count: Option<i64>,
-    /// URLs of an uncontrolled object (held outside drey's storage).
-    pub external_urls: Option<Vec<GetUrl>>,
 }
 
 /// Lifecycle of an object row.
@@ -207,10 +189,10 @@ pub trait Index: Send + Sync + 'static {
     async fn register_segments(
         &self,
         flow_id: Id,
-        segments: &[NewSegment],
+        segments: &[SegmentRow],
         now_unix_ns: i64,
     ) -> Result<Vec<Result<(), SegmentRejection>>>;
-    async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<StoredSegment>>;
+    async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>>;
     /// Deletes up to `max` segments wholly inside `range`, in time order. Objects left
     /// unreferenced become garbage-collection candidates.
     async fn delete_segments(

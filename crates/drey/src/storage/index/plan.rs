@@ -9,9 +9,9 @@ use drey_core::model::{GetUrl, SegmentPost};
 
 use super::{ObjectRow, ObjectState};
 
-/// A segment ready for the index: times in nanoseconds, half-open.
+/// A segment row, as registered and as listed: times in nanoseconds, half-open.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewSegment {
+pub struct SegmentRow {
     pub start_ns: i64,
     pub end_ns: i64,
     pub object_id: String,
@@ -27,10 +27,10 @@ pub struct NewSegment {
     pub external_urls: Option<Vec<GetUrl>>,
 }
 
-impl NewSegment {
+impl SegmentRow {
     /// From a validated POST body (`SegmentPost::validate` passed, so ranges are bounded).
     pub fn from_post(p: &SegmentPost) -> Self {
-        NewSegment {
+        SegmentRow {
             start_ns: p.timerange.start_nanos().unwrap_or(0),
             end_ns: p.timerange.end_nanos().unwrap_or(0),
             object_id: p.object_id.clone(),
@@ -116,7 +116,7 @@ impl SegmentRejection {
 /// the database, and last [`reject_batch_overlaps`] settles overlaps inside the batch.
 pub(crate) fn check_batch(
     flow_id: &str,
-    segments: &[NewSegment],
+    segments: &[SegmentRow],
     objects: &HashMap<String, ObjectRow>,
 ) -> Vec<Option<SegmentRejection>> {
     let mut verdicts: Vec<Option<SegmentRejection>> = segments
@@ -152,7 +152,7 @@ pub(crate) fn check_batch(
 /// Among the segments still accepted, rejects those overlapping an earlier one (in input
 /// order) of the same batch.
 pub(crate) fn reject_batch_overlaps(
-    segments: &[NewSegment],
+    segments: &[SegmentRow],
     verdicts: &mut [Option<SegmentRejection>],
 ) {
     let mut order: Vec<usize> = (0..segments.len())
@@ -180,7 +180,7 @@ pub(crate) fn reject_batch_overlaps(
 
 fn check_objects(
     flow_id: &str,
-    s: &NewSegment,
+    s: &SegmentRow,
     objects: &HashMap<String, ObjectRow>,
 ) -> Result<(), SegmentRejection> {
     match objects.get(&s.object_id) {
@@ -247,8 +247,8 @@ fn usable(flow_id: &str, o: &ObjectRow) -> Result<(), SegmentRejection> {
 mod tests {
     use super::*;
 
-    fn seg(start: i64, end: i64, obj: &str) -> NewSegment {
-        NewSegment {
+    fn seg(start: i64, end: i64, obj: &str) -> SegmentRow {
+        SegmentRow {
             start_ns: start,
             end_ns: end,
             object_id: obj.into(),

@@ -34,10 +34,10 @@ macro_rules! impl_index {
                 })
             }
 
-            fn segment_from_row(r: &<$db as sqlx::Database>::Row) -> Result<StoredSegment> {
+            fn segment_from_row(r: &<$db as sqlx::Database>::Row) -> Result<SegmentRow> {
                 use sqlx::Row;
                 let urls: Option<String> = r.try_get("external_urls")?;
-                Ok(StoredSegment {
+                Ok(SegmentRow {
                     start_ns: r.try_get("start_ns")?,
                     end_ns: r.try_get("end_ns")?,
                     object_id: r.try_get("object_id")?,
@@ -409,7 +409,7 @@ macro_rules! impl_index {
             async fn register_segments(
                 &self,
                 flow_id: Id,
-                segments: &[NewSegment],
+                segments: &[SegmentRow],
                 now: i64,
             ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
                 let flow = flow_id.to_string();
@@ -479,7 +479,7 @@ macro_rules! impl_index {
                 }
 
                 plan::reject_batch_overlaps(segments, &mut verdicts);
-                let accepted: Vec<&NewSegment> = segments
+                let accepted: Vec<&SegmentRow> = segments
                     .iter()
                     .zip(&verdicts)
                     .filter(|(_, v)| v.is_none())
@@ -577,7 +577,7 @@ macro_rules! impl_index {
                 Ok(verdicts.into_iter().map(|v| v.map_or(Ok(()), Err)).collect())
             }
 
-            async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<StoredSegment>> {
+            async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>> {
                 if q.range.is_empty() || q.limit == 0 {
                     return Ok(Vec::new());
                 }
@@ -980,8 +980,8 @@ pub(crate) struct SegmentJson {
 }
 
 impl SegmentJson {
-    pub(crate) fn into_stored(self) -> Result<super::StoredSegment> {
-        Ok(super::StoredSegment {
+    pub(crate) fn into_stored(self) -> Result<super::SegmentRow> {
+        Ok(super::SegmentRow {
             start_ns: self.s,
             end_ns: self.e,
             object_id: self.o,

@@ -15,8 +15,8 @@ use super::sql::{
     SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
-    DeleteChunk, FlowQuery, Index, IndexError, NewSegment, ObjectRow, ObjectState, PutFlow, Result,
-    SegmentQuery, SegmentRejection, SourceQuery, StoredSegment, Versioned, plan,
+    DeleteChunk, FlowQuery, Index, IndexError, ObjectRow, ObjectState, PutFlow, Result,
+    SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned, plan,
 };
 
 pub struct SqliteIndex {
