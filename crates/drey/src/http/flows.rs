@@ -9,14 +9,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use drey_core::model::{
-    CollectionItem, ContentFormat, DeletionRequest, DeletionStatus, Flow, FlowStatus, TagValue,
-    Tags, validate_description, validate_label, validate_tags,
+    CollectionItem, DeletionRequest, DeletionStatus, Flow, FlowStatus, TagValue, Tags,
+    validate_description, validate_label, validate_tags,
 };
 use drey_core::{Id, TimeRange};
 
 use super::error::{ApiError, ApiResult};
 use super::paging::offset_page;
-use super::query::{Query, json_body, page_offset, path_id};
+use super::query::{Query, collected_by_matches, json_body, page_offset, path_id};
 use super::sources::sort_resources;
 use super::state::AppState;
 use crate::storage::index::{FlowQuery, IndexError, PutFlow};
@@ -28,12 +28,7 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let q = Query::parse(raw.as_deref());
-    let format = match q.get("format") {
-        Some(f) => Some(ContentFormat::from_urn(f).ok_or_else(|| {
-            ApiError::bad("format", format!("{f:?} is not a TAMS content format URN"))
-        })?),
-        None => None,
-    };
+    let format = q.format()?;
     if let Some(c) = q.get("codec") {
         drey_core::model::MimeType::parse(c).map_err(|e| ApiError::bad("codec", e))?;
     }
@@ -50,13 +45,7 @@ pub async fn list(
     let init_segments = q.bool("init_segments")?;
     let collected_by = q.id_list("collected_by_ids")?;
     let reverse = q.bool("reverse_order")?.unwrap_or(false);
-    let sort_by = q.get("sort_by").unwrap_or("created");
-    if !matches!(sort_by, "created" | "metadata_updated" | "label") {
-        return Err(ApiError::bad(
-            "sort_by",
-            format!("{sort_by:?} is not created, metadata_updated or label"),
-        ));
-    }
+    let sort_by = q.sort_by(&["created", "metadata_updated", "label"])?;
     let limit = q.limit(st.cfg.default_page_limit, st.cfg.max_page_limit)?;
     let offset = page_offset(&q)?;
     let mut all = st
@@ -78,11 +67,7 @@ pub async fn list(
         tags.matches(f.tags.as_ref())
             && status.is_none_or(|s| f.status == Some(s))
             && init_segments.is_none_or(|b| f.essence.init_segments() == b)
-            && match &collected_by {
-                None => true,
-                Some(ids) if ids.is_empty() => f.collected_by.as_ref().is_none_or(Vec::is_empty),
-                Some(ids) => f.collected_by.iter().flatten().any(|c| ids.contains(c)),
-            }
+            && collected_by_matches(&collected_by, f.collected_by.as_ref())
     });
     if let Some(tr) = timerange {
         let mut kept = Vec::with_capacity(all.len());

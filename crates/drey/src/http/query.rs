@@ -85,6 +85,30 @@ impl Query {
             .transpose()
     }
 
+    /// `format`, a TAMS content format URN.
+    pub fn format(&self) -> ApiResult<Option<drey_core::model::ContentFormat>> {
+        self.get("format")
+            .map(|f| {
+                drey_core::model::ContentFormat::from_urn(f).ok_or_else(|| {
+                    ApiError::bad("format", format!("{f:?} is not a TAMS content format URN"))
+                })
+            })
+            .transpose()
+    }
+
+    /// `sort_by`, one of `allowed` (the first is the default).
+    pub fn sort_by<'a>(&'a self, allowed: &[&'static str]) -> ApiResult<&'a str> {
+        let v = self.get("sort_by").unwrap_or(allowed[0]);
+        if allowed.contains(&v) {
+            Ok(v)
+        } else {
+            Err(ApiError::bad(
+                "sort_by",
+                format!("{v:?} is not one of {}", allowed.join(", ")),
+            ))
+        }
+    }
+
     /// A comma-separated id list; `Some(vec![])` for an empty value.
     pub fn id_list(&self, name: &str) -> ApiResult<Option<Vec<Id>>> {
         match self.get(name) {
@@ -160,6 +184,16 @@ impl Query {
             }
         }
         Ok(f)
+    }
+}
+
+/// The `collected_by_ids` filter: `None` matches everything, an empty list matches
+/// resources nothing collects, otherwise any of the ids must collect the resource.
+pub fn collected_by_matches(filter: &Option<Vec<Id>>, collected_by: Option<&Vec<Id>>) -> bool {
+    match filter {
+        None => true,
+        Some(ids) if ids.is_empty() => collected_by.is_none_or(Vec::is_empty),
+        Some(ids) => collected_by.into_iter().flatten().any(|c| ids.contains(c)),
     }
 }
 

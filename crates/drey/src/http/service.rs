@@ -66,7 +66,7 @@ pub async fn storage_backends(
     let q = Query::parse(raw.as_deref());
     let limit = q.limit(st.cfg.default_page_limit, st.cfg.max_page_limit)?;
     let tags = q.tag_filter("tag")?;
-    let _ = q.bool("reverse_order")?;
+    let reverse = q.bool("reverse_order")?.unwrap_or(false);
     let b = st.objects.describe();
     let items: Vec<_> = std::iter::once(b)
         .filter(|b| tags.matches(b.tags.as_ref()))
@@ -78,7 +78,7 @@ pub async fn storage_backends(
         Paging {
             limit,
             count: items.len(),
-            reverse: Some(q.bool("reverse_order")?.unwrap_or(false)),
+            reverse: Some(reverse),
             ..Default::default()
         },
     ))

@@ -7,13 +7,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use drey_core::Id;
-use drey_core::model::{
-    ContentFormat, Source, TagValue, Tags, validate_description, validate_label,
-};
+use drey_core::model::{Source, TagValue, Tags, validate_description, validate_label};
 
 use super::error::{ApiError, ApiResult};
 use super::paging::offset_page;
-use super::query::{Query, json_body, page_offset, path_id};
+use super::query::{Query, collected_by_matches, json_body, page_offset, path_id};
 use super::state::AppState;
 use crate::storage::index::SourceQuery;
 use crate::util::unix_now_ns;
@@ -24,22 +22,11 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let q = Query::parse(raw.as_deref());
-    let format = match q.get("format") {
-        Some(f) => Some(ContentFormat::from_urn(f).ok_or_else(|| {
-            ApiError::bad("format", format!("{f:?} is not a TAMS content format URN"))
-        })?),
-        None => None,
-    };
+    let format = q.format()?;
     let tags = q.tag_filter("tag")?;
     let collected_by = q.id_list("collected_by_ids")?;
     let reverse = q.bool("reverse_order")?.unwrap_or(false);
-    let sort_by = q.get("sort_by").unwrap_or("created");
-    if !matches!(sort_by, "created" | "updated" | "label") {
-        return Err(ApiError::bad(
-            "sort_by",
-            format!("{sort_by:?} is not created, updated or label"),
-        ));
-    }
+    let sort_by = q.sort_by(&["created", "updated", "label"])?;
     let limit = q.limit(st.cfg.default_page_limit, st.cfg.max_page_limit)?;
     let offset = page_offset(&q)?;
     let mut all = st
@@ -51,11 +38,7 @@ pub async fn list(
         .await?;
     all.retain(|s| {
         tags.matches(s.tags.as_ref())
-            && match &collected_by {
-                None => true,
-                Some(ids) if ids.is_empty() => s.collected_by.as_ref().is_none_or(Vec::is_empty),
-                Some(ids) => s.collected_by.iter().flatten().any(|c| ids.contains(c)),
-            }
+            && collected_by_matches(&collected_by, s.collected_by.as_ref())
     });
     sort_resources(&mut all, sort_by, reverse, |s| match sort_by {
         "label" => s.label.clone(),
