@@ -2,6 +2,7 @@
 //! the TAMS resources. The app crate does all networking, storage and database work.
 
 pub mod id;
+pub mod media;
 pub mod model;
 pub mod rate;
 pub mod time;

@@ -1,0 +1,600 @@
+//! The live segmenter: FLV video/audio tag bodies with RTMP timestamps in, MPEG-TS segments
+//! out, each starting with PAT/PMT and a keyframe (with SPS/PPS) so it stands alone. Cuts
+//! at the first keyframe at or after the target duration; times are exact and contiguous.
+
+use super::MediaError;
+use super::aac::AacConfig;
+use super::avc::{self, AvcConfig};
+use super::flv::{self, AudioPacket, VideoPacket};
+use super::ts::{self, Pes, Program, TsWriter};
+
+/// Offset added to every TS timestamp so that audio slightly ahead of the first keyframe,
+/// and negative composition offsets, never go below zero: media time = stream time + 10 s.
+pub const PTS_OFFSET_MS: i64 = 10_000;
+/// How far the PCR runs ahead of decoding (in 90 kHz units): 0.7 s.
+const PCR_DELAY: u64 = 63_000;
+
+const START_CODE: &[u8] = &[0, 0, 0, 1];
+const AUD: &[u8] = &[0, 0, 0, 1, avc::NAL_AUD, 0xf0];
+
+#[derive(Debug, Clone)]
+pub struct SegmenterConfig {
+    /// Cut at the first keyframe at least this long after the segment's start.
+    pub target_duration_ms: i64,
+    /// Refuse timestamps that go back more than this.
+    pub max_backward_jump_ms: i64,
+    /// Refuse timestamps that go forward more than this between two messages.
+    pub max_forward_jump_ms: i64,
+    /// How long audio may run while a video stream's first keyframe is awaited.
+    pub keyframe_wait_ms: i64,
+    /// Refuse a segment that grows past this many bytes (a stream with no keyframes).
+    pub max_segment_bytes: usize,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        SegmenterConfig {
+            target_duration_ms: 2000,
+            max_backward_jump_ms: 5_000,
+            max_forward_jump_ms: 60_000,
+            keyframe_wait_ms: 10_000,
+            max_segment_bytes: 256 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    pub codec_string: String,
+    pub profile_idc: u8,
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    pub fps: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInfo {
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub codec_string: String,
+}
+
+/// What the stream carries, known once its first segment closes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamInfo {
+    pub video: Option<VideoInfo>,
+    pub audio: Option<AudioInfo>,
+}
+
+/// One closed segment. Times are milliseconds on the stream's timeline, whose zero is the
+/// first media timestamp of the publish; the TS inside carries `time + PTS_OFFSET_MS`.
+#[derive(Debug, Clone)]
+pub struct TsSegment {
+    pub data: Vec<u8>,
+    /// Sequence number within the publish, from 0.
+    pub index: u64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub key_frame_count: u32,
+    pub video_frames: u32,
+    pub audio_frames: u32,
+}
+
+struct Open {
+    data: Vec<u8>,
+    start_ms: i64,
+    key_frame_count: u32,
+    video_frames: u32,
+    audio_frames: u32,
+}
+
+/// Unwraps 32-bit RTMP millisecond timestamps into a 64-bit timeline and refuses jumps.
+#[derive(Debug, Default)]
+struct Clock {
+    last_raw: Option<u32>,
+    ext: i64,
+}
+
+impl Clock {
+    fn advance(&mut self, raw: u32, cfg: &SegmenterConfig) -> Result<i64, MediaError> {
+        if let Some(last) = self.last_raw {
+            let delta = i64::from(raw.wrapping_sub(last) as i32);
+            if delta < -cfg.max_backward_jump_ms {
+                return Err(MediaError::TimestampJump {
+                    delta_ms: -delta,
+                    direction: "backwards",
+                    allowed_ms: cfg.max_backward_jump_ms,
+                });
+            }
+            if delta > cfg.max_forward_jump_ms {
+                return Err(MediaError::TimestampJump {
+                    delta_ms: delta,
+                    direction: "forwards",
+                    allowed_ms: cfg.max_forward_jump_ms,
+                });
+            }
+            self.ext += delta;
+        } else {
+            self.ext = i64::from(raw);
+        }
+        self.last_raw = Some(raw);
+        Ok(self.ext)
+    }
+}
+
+/// The per-publish segmenter state machine.
+pub struct LiveSegmenter {
+    cfg: SegmenterConfig,
+    clock: Clock,
+    /// Unwrapped timestamp of the stream's zero.
+    base: Option<i64>,
+    avc: Option<AvcConfig>,
+    aac: Option<AacConfig>,
+    /// Metadata or a sequence header said the stream has video.
+    expect_video: bool,
+    /// Segmenting began without video: the program is audio only.
+    audio_only: bool,
+    writer: TsWriter,
+    program: Option<Program>,
+    open: Option<Open>,
+    next_index: u64,
+    last_video_ms: Option<i64>,
+    video_frame_ms: i64,
+    last_audio_ms: Option<i64>,
+    /// First time (stream ms) audio was dropped while awaiting a keyframe.
+    waiting_since: Option<i64>,
+    last_size: usize,
+    /// Frames that could not be stored because they preceded the first keyframe.
+    pub dropped_leading_frames: u64,
+}
+
+impl LiveSegmenter {
+    pub fn new(cfg: SegmenterConfig) -> Self {
+        LiveSegmenter {
+            cfg,
+            clock: Clock::default(),
+            base: None,
+            avc: None,
+            aac: None,
+            expect_video: false,
+            audio_only: false,
+            writer: TsWriter::default(),
+            program: None,
+            open: None,
+            next_index: 0,
+            last_video_ms: None,
+            video_frame_ms: 0,
+            last_audio_ms: None,
+            waiting_since: None,
+            last_size: 256 << 10,
+            dropped_leading_frames: 0,
+        }
+    }
+
+    /// Stream metadata (`onMetaData`) announced a video track: wait for its keyframe.
+    pub fn expect_video(&mut self) {
+        if !self.audio_only {
+            self.expect_video = true;
+        }
+    }
+
+    pub fn info(&self) -> StreamInfo {
+        StreamInfo {
+            video: self.avc.as_ref().map(|c| VideoInfo {
+                width: c.width,
+                height: c.height,
+                codec_string: c.codec_string(),
+                profile_idc: c.profile_idc,
+                constraint_flags: c.constraint_flags,
+                level_idc: c.level_idc,
+                fps: c.fps,
+            }),
+            audio: self.aac.as_ref().map(|c| AudioInfo {
+                sample_rate: c.sample_rate,
+                channels: c.channels(),
+                codec_string: c.codec_string(),
+            }),
+        }
+    }
+
+    /// Whether the program carries video (known once the first segment opened).
+    pub fn program(&self) -> Option<Program> {
+        self.program
+    }
+
+    fn stream_ms(&mut self, raw: u32) -> Result<i64, MediaError> {
+        let t = self.clock.advance(raw, &self.cfg)?;
+        let base = *self.base.get_or_insert(t);
+        let rel = t - base;
+        if rel < -PTS_OFFSET_MS {
+            return Err(MediaError::TimestampJump {
+                delta_ms: -rel,
+                direction: "backwards",
+                allowed_ms: PTS_OFFSET_MS,
+            });
+        }
+        Ok(rel)
+    }
+
+    fn ts90(ms: i64) -> u64 {
+        ((ms + PTS_OFFSET_MS).max(0) as u64) * 90
+    }
+
+    fn open_segment(&mut self, start_ms: i64) {
+        let program = *self.program.get_or_insert(Program {
+            video: !self.audio_only,
+            audio: self.aac.is_some() || self.audio_only,
+        });
+        let mut data = Vec::with_capacity(self.last_size + self.last_size / 8);
+        self.writer.write_tables(&mut data, program);
+        self.open = Some(Open {
+            data,
+            start_ms,
+            key_frame_count: 0,
+            video_frames: 0,
+            audio_frames: 0,
+        });
+    }
+
+    fn close_segment(&mut self, end_ms: i64) -> Option<TsSegment> {
+        let open = self.open.take()?;
+        self.last_size = open.data.len();
+        let index = self.next_index;
+        self.next_index += 1;
+        Some(TsSegment {
+            data: open.data,
+            index,
+            start_ms: open.start_ms,
+            end_ms: end_ms.max(open.start_ms + 1),
+            key_frame_count: open.key_frame_count,
+            video_frames: open.video_frames,
+            audio_frames: open.audio_frames,
+        })
+    }
+
+    fn check_size(&self) -> Result<(), MediaError> {
+        match &self.open {
+            Some(o) if o.data.len() > self.cfg.max_segment_bytes => {
+                Err(MediaError::SegmentTooLarge(self.cfg.max_segment_bytes))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Feeds one video message. Returns the segment this keyframe closed, if any.
+    pub fn push_video(
+        &mut self,
+        raw_ts: u32,
+        body: &[u8],
+    ) -> Result<Option<TsSegment>, MediaError> {
+        let (keyframe, cts, data) = match flv::parse_video(body)? {
+            VideoPacket::SequenceHeader(record) => {
+                if self.audio_only {
+                    return Err(MediaError::LateVideo);
+                }
+                self.avc = Some(AvcConfig::parse(record)?);
+                self.expect_video = true;
+                return Ok(None);
+            }
+            VideoPacket::EndOfSequence | VideoPacket::Info => return Ok(None),
+            VideoPacket::Nalus {
+                keyframe,
+                composition_time_ms,
+                data,
+            } => (keyframe, composition_time_ms, data),
+        };
+        if self.audio_only {
+            return Err(MediaError::LateVideo);
+        }
+        let Some(avc_cfg) = self.avc.as_ref() else {
+            return Err(MediaError::MissingConfig("video"));
+        };
+        let nals = avc::nal_units(data, avc_cfg.nal_length_size)?;
+        let dts_ms = self.stream_ms(raw_ts)?;
+        let pts_ms = dts_ms + i64::from(cts.max(0));
+        if let Some(last) = self.last_video_ms {
+            let d = dts_ms - last;
+            if d > 0 {
+                self.video_frame_ms = d;
+            }
+        }
+        self.last_video_ms = Some(dts_ms);
+        let is_key = keyframe || nals.iter().any(|n| avc::nal_type(n) == avc::NAL_IDR);
+
+        let mut closed = None;
+        match &self.open {
+            None if !is_key => {
+                self.dropped_leading_frames += 1;
+                return Ok(None);
+            }
+            None => {
+                self.waiting_since = None;
+                self.open_segment(pts_ms);
+            }
+            Some(open) if is_key && pts_ms - open.start_ms >= self.cfg.target_duration_ms => {
+                closed = self.close_segment(pts_ms);
+                self.open_segment(pts_ms);
+            }
+            Some(_) => {}
+        }
+
+        let avc_cfg = self.avc.as_ref().expect("checked above");
+        let inline_sps = nals.iter().any(|n| avc::nal_type(n) == avc::NAL_SPS);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * nals.len() + 6);
+        parts.push(AUD);
+        if is_key && !inline_sps {
+            for ps in avc_cfg.sps.iter().chain(avc_cfg.pps.iter()) {
+                parts.push(START_CODE);
+                parts.push(ps);
+            }
+        }
+        for nal in &nals {
+            if avc::nal_type(nal) == avc::NAL_AUD {
+                continue;
+            }
+            parts.push(START_CODE);
+            parts.push(nal);
+        }
+        let dts = Self::ts90(dts_ms);
+        let open = self.open.as_mut().expect("opened above");
+        self.writer.write_pes(
+            &mut open.data,
+            &Pes {
+                pid: ts::PID_VIDEO,
+                stream_id: ts::STREAM_ID_VIDEO,
+                pts: Self::ts90(pts_ms),
+                dts: Some(dts),
+                pcr: Some(dts.saturating_sub(PCR_DELAY)),
+                random_access: is_key,
+                payload: &parts,
+            },
+        );
+        open.video_frames += 1;
+        if is_key {
+            open.key_frame_count += 1;
+        }
+        self.check_size()?;
+        Ok(closed)
+    }
+
+    /// Feeds one audio message. Returns the segment it closed (audio-only streams), if any.
+    pub fn push_audio(
+        &mut self,
+        raw_ts: u32,
+        body: &[u8],
+    ) -> Result<Option<TsSegment>, MediaError> {
+        let raw = match flv::parse_audio(body)? {
+            AudioPacket::AacConfig(asc) => {
+                // A new configuration mid-stream is fine: ADTS headers carry it from now on.
+                self.aac = Some(AacConfig::parse(asc)?);
+                return Ok(None);
+            }
+            AudioPacket::AacRaw(raw) => raw,
+        };
+        let Some(aac) = self.aac else {
+            return Err(MediaError::MissingConfig("audio"));
+        };
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let adts = aac.adts_header(raw.len())?;
+        let t_ms = self.stream_ms(raw_ts)?;
+        self.last_audio_ms = Some(t_ms);
+        let mut closed = None;
+        match &self.open {
+            None if self.expect_video => {
+                let since = *self.waiting_since.get_or_insert(t_ms);
+                if t_ms - since > self.cfg.keyframe_wait_ms {
+                    return Err(MediaError::NoKeyframe(self.cfg.keyframe_wait_ms));
+                }
+                self.dropped_leading_frames += 1;
+                // The stream's zero is the first keyframe, not this audio.
+                self.base = None;
+                return Ok(None);
+            }
+            None => {
+                self.audio_only = true;
+                self.open_segment(t_ms);
+            }
+            Some(open)
+                if self.audio_only && t_ms - open.start_ms >= self.cfg.target_duration_ms =>
+            {
+                closed = self.close_segment(t_ms);
+                self.open_segment(t_ms);
+            }
+            Some(_) => {}
+        }
+        let Some(program) = self.program else {
+            return Ok(closed);
+        };
+        if !program.audio {
+            // Audio configured after the program was fixed without it: not carried.
+            return Ok(closed);
+        }
+        let pts = Self::ts90(t_ms);
+        let open = self.open.as_mut().expect("opened above");
+        self.writer.write_pes(
+            &mut open.data,
+            &Pes {
+                pid: ts::PID_AUDIO,
+                stream_id: ts::STREAM_ID_AUDIO,
+                pts,
+                dts: None,
+                pcr: if program.video {
+                    None
+                } else {
+                    Some(pts.saturating_sub(PCR_DELAY))
+                },
+                random_access: !program.video,
+                payload: &[&adts, raw],
+            },
+        );
+        open.audio_frames += 1;
+        self.check_size()?;
+        Ok(closed)
+    }
+
+    /// Ends the publish: closes the open segment at the end of its last frame.
+    pub fn finish(&mut self) -> Option<TsSegment> {
+        let open = self.open.as_ref()?;
+        let mut end = open.start_ms + 1;
+        if let Some(v) = self.last_video_ms {
+            end = end.max(v + self.video_frame_ms.max(1));
+        }
+        if let (Some(a), Some(aac)) = (self.last_audio_ms, self.aac) {
+            let frame_ms = (1024 * 1000 / i64::from(aac.core_sample_rate().max(1))).max(1);
+            end = end.max(a + frame_ms);
+        }
+        self.close_segment(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::flv::file_tags;
+    use crate::media::ts::{PACKET, PID_AUDIO, PID_VIDEO};
+
+    /// 5 s of 160x90 testsrc2 at 25 fps (GOP 25, B-frames) and 44.1 kHz mono AAC, by ffmpeg.
+    const SMALL_FLV: &[u8] = include_bytes!("../../testdata/small.flv");
+
+    fn run(cfg: SegmenterConfig, file: &[u8]) -> (Vec<TsSegment>, LiveSegmenter) {
+        let mut seg = LiveSegmenter::new(cfg);
+        let mut out = Vec::new();
+        for tag in file_tags(file).unwrap() {
+            let r = match tag.tag_type {
+                9 => seg.push_video(tag.timestamp_ms, tag.body),
+                8 => seg.push_audio(tag.timestamp_ms, tag.body),
+                _ => Ok(None),
+            };
+            out.extend(r.unwrap());
+        }
+        out.extend(seg.finish());
+        (out, seg)
+    }
+
+    fn pes_starts(ts: &[u8], pid: u16) -> usize {
+        ts.chunks(PACKET)
+            .filter(|p| {
+                ((u16::from(p[1] & 0x1f) << 8) | u16::from(p[2])) == pid && p[1] & 0x40 != 0
+            })
+            .count()
+    }
+
+    #[test]
+    fn cuts_contiguous_segments_at_keyframes() {
+        let (segs, seg) = run(SegmenterConfig::default(), SMALL_FLV);
+        assert_eq!(
+            segs.len(),
+            3,
+            "{:?}",
+            segs.iter()
+                .map(|s| (s.start_ms, s.end_ms))
+                .collect::<Vec<_>>()
+        );
+        // The stream's zero is the first keyframe's decode time; it is presented 80 ms
+        // (two B-frames) later.
+        assert_eq!(segs[0].start_ms, 80);
+        for w in segs.windows(2) {
+            assert_eq!(w[0].end_ms, w[1].start_ms);
+        }
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s.index, i as u64);
+            assert_eq!(s.data.len() % PACKET, 0);
+            // PAT first, then PMT.
+            assert_eq!(&s.data[1..3], &[0x40, 0x00]);
+            assert_eq!(pes_starts(&s.data, PID_VIDEO), s.video_frames as usize);
+            assert_eq!(pes_starts(&s.data, PID_AUDIO), s.audio_frames as usize);
+            assert!(s.key_frame_count >= 1);
+        }
+        assert_eq!(segs[0].end_ms - segs[0].start_ms, 2000);
+        assert_eq!(segs[1].end_ms - segs[1].start_ms, 2000);
+        let frames: u32 = segs.iter().map(|s| s.video_frames).sum();
+        assert_eq!(frames, 125);
+        // 125 frames of 40 ms after the first at 80 ms; the last AAC frame ends a little later.
+        let end = segs.last().unwrap().end_ms;
+        assert!((5080..5120).contains(&end), "{end}");
+        if let Ok(dir) = std::env::var("DREY_DUMP_TS") {
+            let all: Vec<u8> = segs.iter().flat_map(|s| s.data.clone()).collect();
+            std::fs::write(format!("{dir}/small.ts"), all).unwrap();
+        }
+        let info = seg.info();
+        let v = info.video.unwrap();
+        assert_eq!((v.width, v.height), (160, 90));
+        assert_eq!(info.audio.unwrap().sample_rate, 44100);
+        assert_eq!(seg.dropped_leading_frames, 0);
+    }
+
+    #[test]
+    fn refuses_absurd_timestamps() {
+        let tags = file_tags(SMALL_FLV).unwrap();
+        let mut seg = LiveSegmenter::new(SegmenterConfig::default());
+        let mut jumped = None;
+        for (i, tag) in tags.iter().enumerate() {
+            let ts = if i == 20 {
+                tag.timestamp_ms + 3_600_000
+            } else {
+                tag.timestamp_ms
+            };
+            let r = match tag.tag_type {
+                9 => seg.push_video(ts, tag.body),
+                8 => seg.push_audio(ts, tag.body),
+                _ => Ok(None),
+            };
+            if let Err(e) = r {
+                jumped = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(
+            jumped,
+            Some(MediaError::TimestampJump {
+                direction: "forwards",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn media_before_configuration_is_refused() {
+        let mut seg = LiveSegmenter::new(SegmenterConfig::default());
+        assert_eq!(
+            seg.push_video(0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65])
+                .unwrap_err(),
+            MediaError::MissingConfig("video")
+        );
+        assert_eq!(
+            seg.push_audio(0, &[0xaf, 1, 1, 2]).unwrap_err(),
+            MediaError::MissingConfig("audio")
+        );
+    }
+
+    #[test]
+    fn every_prefix_of_the_stream_is_handled() {
+        // Truncating any tag body must give an error or a segment, never a panic.
+        let tags = file_tags(SMALL_FLV).unwrap();
+        for tag in tags.iter().take(12) {
+            for cut in 0..tag.body.len().min(64) {
+                let mut seg = LiveSegmenter::new(SegmenterConfig::default());
+                for t in &tags {
+                    let body = if std::ptr::eq(t, tag) {
+                        &t.body[..cut]
+                    } else {
+                        t.body
+                    };
+                    let _ = match t.tag_type {
+                        9 => seg.push_video(t.timestamp_ms, body),
+                        8 => seg.push_audio(t.timestamp_ms, body),
+                        _ => Ok(None),
+                    };
+                    if std::ptr::eq(t, tag) {
+                        break;
+                    }
+                }
+                let _ = seg.finish();
+            }
+        }
+    }
+}
