@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::http::ServiceConfig;
+use crate::ingest::IngestConfig;
 use crate::storage::index::{self, Index};
 use crate::storage::objects::{Objects, S3Settings};
 
@@ -42,6 +43,9 @@ pub struct ServeArgs {
     /// Base URL clients use to reach this instance (in object URLs and Link headers).
     #[arg(long, env = "DREY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// RTMP listen address for live ingest, or `off`.
+    #[arg(long, env = "DREY_RTMP")]
+    pub rtmp: Option<String>,
 }
 
 /// The TOML file. Every key is optional; unknown keys are an error.
@@ -67,6 +71,27 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Segments deleted per index transaction.
     pub delete_chunk: Option<usize>,
+    /// RTMP listen address (`off` disables live ingest).
+    pub rtmp: Option<String>,
+    /// RTMP applications accepted (the APP of rtmp://host/APP/KEY).
+    pub rtmp_apps: Option<Vec<String>>,
+    /// Target segment duration of live ingest, in milliseconds (cut at the next keyframe).
+    pub segment_duration_ms: Option<u64>,
+    /// Start new flows on every publish instead of continuing the stream key's flows.
+    pub rtmp_new_flow_per_publish: Option<bool>,
+    /// Most simultaneous RTMP connections.
+    pub rtmp_max_connections: Option<usize>,
+    /// Seconds without data after which an RTMP connection is closed.
+    pub rtmp_idle_timeout_secs: Option<u64>,
+    /// Where segments wait when the object store or database is slow or down.
+    pub spool_dir: Option<PathBuf>,
+    /// Largest spool, in bytes; a publish that would overflow it is ended.
+    pub spool_max_bytes: Option<u64>,
+    /// Segment uploads in flight across all publishes.
+    pub upload_concurrency: Option<usize>,
+    /// Milliseconds each object-store or index step of an upload may take before the
+    /// segment spools and is retried.
+    pub upload_timeout_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -151,6 +176,9 @@ pub fn redact(url: &str) -> String {
 pub struct ServeConfig {
     pub store: StoreConfig,
     pub http: String,
+    /// RTMP listen address; `None` when ingest is off.
+    pub rtmp: Option<String>,
+    pub ingest: IngestConfig,
     pub service: ServiceConfig,
     pub gc_interval: Duration,
 }
@@ -200,9 +228,54 @@ impl ServeConfig {
         if let Some(n) = file.max_body_bytes {
             service.max_body_bytes = n;
         }
+        let rtmp = args
+            .rtmp
+            .clone()
+            .or_else(|| file.rtmp.clone())
+            .unwrap_or_else(|| "127.0.0.1:1935".to_owned());
+        let rtmp = (rtmp != "off").then_some(rtmp);
+        let mut ingest = IngestConfig {
+            spool_dir: store.data_dir.join("spool"),
+            ..IngestConfig::default()
+        };
+        if let Some(apps) = &file.rtmp_apps {
+            if apps.is_empty() {
+                bail!("rtmp_apps must name at least one application");
+            }
+            ingest.apps = apps.clone();
+        }
+        if let Some(ms) = file.segment_duration_ms {
+            if !(100..=60_000).contains(&ms) {
+                bail!("segment_duration_ms must be between 100 and 60000");
+            }
+            ingest.segment_duration = Duration::from_millis(ms);
+        }
+        if let Some(b) = file.rtmp_new_flow_per_publish {
+            ingest.new_flow_per_publish = b;
+        }
+        if let Some(n) = file.rtmp_max_connections {
+            ingest.max_connections = n.max(1);
+        }
+        if let Some(s) = file.rtmp_idle_timeout_secs {
+            ingest.idle_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(d) = &file.spool_dir {
+            ingest.spool_dir = d.clone();
+        }
+        if let Some(n) = file.spool_max_bytes {
+            ingest.spool_max_bytes = n;
+        }
+        if let Some(n) = file.upload_concurrency {
+            ingest.upload_concurrency = n.max(1);
+        }
+        if let Some(ms) = file.upload_timeout_ms {
+            ingest.op_timeout = Duration::from_millis(ms.max(100));
+        }
         Ok(ServeConfig {
             store,
             http,
+            rtmp,
+            ingest,
             service,
             gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(30)),
         })

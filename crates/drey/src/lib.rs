@@ -8,6 +8,7 @@
 pub mod cmds;
 pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod storage;
 pub mod util;
 

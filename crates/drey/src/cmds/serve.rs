@@ -2,6 +2,7 @@
 //! delete requests), then serves HTTP until SIGINT/SIGTERM (graceful on the first signal,
 //! immediate on the second).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ServeArgs, ServeConfig, redact};
 use crate::http::{self, AppState};
+use crate::ingest::auth::AllowAll;
+use crate::ingest::{Ingest, rtmp};
 use crate::storage::gc;
 use crate::util::unix_now_ns;
 
@@ -31,11 +34,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let delete_task = spawn_delete_worker(state.clone(), stop.clone());
 
+    // Live ingest stops taking media on the first signal (`ingest_stop`), then its
+    // uploaders get a deadline to store or spool what they hold.
+    let ingest_stop = stop.child_token();
+    let ingest = Ingest::new(
+        index.clone(),
+        objects.clone(),
+        cfg.ingest.clone(),
+        Arc::new(AllowAll),
+        ingest_stop.clone(),
+    )?;
+    ingest.drain_leftovers()?;
+    let rtmp_addr = match &cfg.rtmp {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding RTMP {addr}"))?;
+            let local = l.local_addr()?;
+            tokio::spawn(rtmp::serve(ingest.clone(), l));
+            Some(local.to_string())
+        }
+        None => None,
+    };
+
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(
         http = %listener.local_addr()?,
+        rtmp = %rtmp_addr.as_deref().unwrap_or("off"),
         database = %redact(&cfg.store.database),
         objects = %cfg.store.objects,
         public_url = %cfg.service.public_url,
@@ -55,6 +82,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await?;
     stop.cancel();
+    ingest.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), ingest.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            spooled = ingest.spool.files(),
+            "uploads still running at exit; spooled segments are stored on the next start"
+        );
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = gc_task.await;
         let _ = delete_task.await;

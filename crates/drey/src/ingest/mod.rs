@@ -1,0 +1,165 @@
+//! Live ingest: the RTMP server, the per-publish segmenter driver, and the upload pipeline
+//! (bounded queue, concurrency-limited uploads, local spool when the store is slow or down).
+//!
+//! Data flow: `rtmp` (network bytes → FLV tags) → `publish` (tags → MPEG-TS segments via
+//! `drey_core::media`, segments → jobs) → `uploader` (jobs → object PUT + index rows, in
+//! order, spooling to `spool` on failure).
+
+pub mod auth;
+pub mod flows;
+pub mod publish;
+pub mod rtmp;
+pub mod spool;
+pub mod uploader;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drey_core::Id;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::storage::index::Index;
+use crate::storage::objects::Objects;
+use auth::PublishAuth;
+use spool::Spool;
+
+/// Ingest settings (resolved from configuration by `cmds::serve`).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// RTMP applications accepted (`live` in `rtmp://host/live/KEY`).
+    pub apps: Vec<String>,
+    /// Segments are cut at the first keyframe at or after this duration.
+    pub segment_duration: Duration,
+    /// Start new flows on every publish instead of continuing the key's flows.
+    pub new_flow_per_publish: bool,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    /// Object PUTs and index writes in flight across all publishes.
+    pub upload_concurrency: usize,
+    /// Each store or index operation of an upload gives up (and the segment spools) after this.
+    pub op_timeout: Duration,
+    /// Segments a publish keeps in memory while its upload is behind; more go to the spool.
+    pub memory_segments: usize,
+    pub max_connections: usize,
+    /// How long an ingest object allocation may stay unregistered before collection.
+    pub allocation_timeout: Duration,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            apps: vec!["live".to_owned()],
+            segment_duration: Duration::from_secs(2),
+            new_flow_per_publish: false,
+            spool_dir: PathBuf::from("drey-data/spool"),
+            spool_max_bytes: 1 << 30,
+            upload_concurrency: 16,
+            op_timeout: Duration::from_secs(10),
+            memory_segments: 2,
+            max_connections: 1000,
+            allocation_timeout: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One segment to store: everything but its bytes. Serialised into spool files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentJob {
+    pub publish_id: Id,
+    /// Order within the publish, from 0.
+    pub seq: u64,
+    pub flow_id: Id,
+    pub object_id: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub ts_offset_ns: i64,
+    pub key_frame_count: u32,
+    /// When the segmenter closed it (Unix ns): the start of the closed-to-indexed latency.
+    pub closed_unix_ns: i64,
+}
+
+/// Shared by the RTMP listener, every publish and every uploader.
+pub struct Ingest {
+    pub index: Arc<dyn Index>,
+    pub objects: Arc<Objects>,
+    pub cfg: IngestConfig,
+    pub auth: Arc<dyn PublishAuth>,
+    pub spool: Arc<Spool>,
+    /// Bounds uploads in flight across publishes.
+    pub uploads: Semaphore,
+    /// `app/key` of publishes live on this instance.
+    live: Mutex<HashSet<String>>,
+    /// Uploaders and drainers, awaited (with a deadline) at shutdown.
+    pub tasks: TaskTracker,
+    pub stop: CancellationToken,
+}
+
+impl Ingest {
+    pub fn new(
+        index: Arc<dyn Index>,
+        objects: Arc<Objects>,
+        cfg: IngestConfig,
+        auth: Arc<dyn PublishAuth>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Arc<Self>> {
+        let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes)?;
+        Ok(Arc::new(Ingest {
+            index,
+            objects,
+            uploads: Semaphore::new(cfg.upload_concurrency.max(1)),
+            cfg,
+            auth,
+            spool,
+            live: Mutex::new(HashSet::new()),
+            tasks: TaskTracker::new(),
+            stop,
+        }))
+    }
+
+    /// Marks `app/key` live; false if it already is.
+    fn claim_key(&self, stream: &str) -> bool {
+        self.live
+            .lock()
+            .map(|mut s| s.insert(stream.to_owned()))
+            .unwrap_or(false)
+    }
+
+    fn release_key(&self, stream: &str) {
+        if let Ok(mut s) = self.live.lock() {
+            s.remove(stream);
+        }
+    }
+
+    pub fn is_live(&self, stream: &str) -> bool {
+        self.live
+            .lock()
+            .map(|s| s.contains(stream))
+            .unwrap_or(false)
+    }
+
+    /// Starts draining what an earlier run left in the spool.
+    pub fn drain_leftovers(self: &Arc<Self>) -> anyhow::Result<()> {
+        let dirs = self.spool.publishes()?;
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            publishes = dirs.len(),
+            segments = self.spool.files(),
+            bytes = self.spool.used_bytes(),
+            "draining segments spooled by an earlier run"
+        );
+        let ing = self.clone();
+        self.tasks
+            .spawn(async move { uploader::drain_dirs(ing, dirs).await });
+        Ok(())
+    }
+}
