@@ -92,6 +92,9 @@ pub struct FileConfig {
     /// Milliseconds each object-store or index step of an upload may take before the
     /// segment spools and is retried.
     pub upload_timeout_ms: Option<u64>,
+    /// Seconds an ingest object may stay allocated but unregistered before collection
+    /// (covers uploads retried through an outage; default 3600).
+    pub upload_allocation_timeout_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -267,6 +270,9 @@ impl ServeConfig {
         }
         if let Some(n) = file.upload_concurrency {
             ingest.upload_concurrency = n.max(1);
+        }
+        if let Some(s) = file.upload_allocation_timeout_secs {
+            ingest.allocation_timeout = Duration::from_secs(s.max(1));
         }
         if let Some(ms) = file.upload_timeout_ms {
             ingest.op_timeout = Duration::from_millis(ms.max(100));

@@ -4,7 +4,8 @@
 
 use drey_core::Id;
 
-fn required(var: &str) -> Option<String> {
+/// The variable's value; `None` (test skipped) outside CI when unset, a panic under CI.
+pub fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
@@ -40,4 +41,10 @@ pub async fn postgres_url() -> Option<String> {
 /// The S3 bucket for tests (`DREY_TEST_S3_BUCKET`), with AWS_* variables for the endpoint.
 pub async fn s3_bucket() -> Option<String> {
     required("DREY_TEST_S3_BUCKET")
+}
+
+/// The directory of the throwaway Ceph cluster `scripts/ceph-rgw.sh` started
+/// (`DREY_RGW_DIR`), for tests that run a gateway of their own on it.
+pub fn rgw_dir() -> Option<String> {
+    required("DREY_RGW_DIR")
 }

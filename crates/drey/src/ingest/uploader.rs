@@ -429,10 +429,11 @@ impl Uploader {
                 Err(e) => {
                     metrics::counter!("drey_ingest_upload_failures_total").increment(1);
                     tracing::warn!(stream = %self.stream, object = %head.job.object_id, error = %e, "storing a segment failed; it waits in the spool and is retried");
-                    let mut head = head;
                     self.ensured = None;
-                    self.spool(&mut head).await;
                     self.queue.push_front(head);
+                    // Everything waiting goes to disk now, not only the head: a crash must
+                    // not leave an older segment spooled and a newer one lost in memory.
+                    self.spool_all().await;
                     if stop.is_cancelled()
                         && self.queue.iter().all(|p| matches!(p.data, Data::Disk(_)))
                         && !open

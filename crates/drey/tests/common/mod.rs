@@ -15,7 +15,17 @@ pub struct Drey {
     child: Child,
     pub base: String,
     port: u16,
+    pub rtmp_port: u16,
     pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drey {
@@ -40,25 +50,38 @@ impl Drey {
 
     /// Starts an instance with exactly this TOML configuration.
     pub async fn start_with_config(config: &str) -> Drey {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// Starts an instance with this configuration and extra environment variables.
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Drey {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
+        let rtmp_port = free_port();
         std::fs::write(dir.path().join("drey.toml"), config).unwrap();
-        let child = Self::spawn(dir.path(), port);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Self::spawn(dir.path(), port, rtmp_port, &env);
         let d = Drey {
             child,
             base: format!("http://127.0.0.1:{port}"),
             port,
+            rtmp_port,
             dir,
+            env,
         };
         d.wait_ready().await;
         d
     }
 
-    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    /// The RTMP publish URL of a stream key on this instance.
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, rtmp_port: u16, env: &[(String, String)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -72,7 +95,10 @@ impl Drey {
             .arg(dir.join("data"))
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--rtmp")
+            .arg(format!("127.0.0.1:{rtmp_port}"))
             .env("DREY_LOG", "info,sqlx=warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -105,7 +131,7 @@ impl Drey {
 
     /// Starts the process again on the same data, configuration and port.
     pub async fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path(), self.port);
+        self.child = Self::spawn(self.dir.path(), self.port, self.rtmp_port, &self.env);
         self.wait_ready().await;
     }
 
@@ -122,6 +148,83 @@ impl Drop for Drey {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A RADOS Gateway of a test's own on the shared test cluster (same users and buckets), so
+/// the test can stop and start "the S3 server" without disturbing other tests.
+pub struct Gateway {
+    child: Option<Child>,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Gateway {
+    pub async fn start() -> Option<Gateway> {
+        let dir = std::path::PathBuf::from(drey::testing::rgw_dir()?);
+        let mut g = Gateway {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        g.resume().await;
+        Some(g)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the gateway (SIGKILL): connections are refused until `resume`.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the gateway on its port and waits until it answers S3 requests.
+    pub async fn resume(&mut self) {
+        let name = format!("rgw{}", self.port);
+        let child = Command::new("radosgw")
+            .arg("-c")
+            .arg(self.dir.join("ceph.conf"))
+            .args(["-n", "client.rgw.drey", "-f"])
+            .arg("--rgw-frontends")
+            .arg(format!("beast endpoint=127.0.0.1:{}", self.port))
+            .arg("--rgw-data")
+            .arg(self.dir.join(&name))
+            .arg("--admin-socket")
+            .arg(self.dir.join(format!("run/{name}.asok")))
+            .arg("--log-file")
+            .arg(self.dir.join(format!("log/{name}.log")))
+            .arg("--pid-file")
+            .arg(self.dir.join(format!("run/{name}.pid")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn radosgw");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(r) = client.get(self.endpoint()).send().await
+                && r.text()
+                    .await
+                    .is_ok_and(|b| b.contains("ListAllMyBucketsResult"))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "private radosgw did not start");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
