@@ -4,6 +4,7 @@
 pub mod aac;
 pub mod avc;
 pub mod flv;
+pub mod rtmp;
 pub mod segmenter;
 pub mod ts;
 

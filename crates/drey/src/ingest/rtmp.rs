@@ -1,17 +1,13 @@
-//! The RTMP server: accepts publishers (`rtmp://HOST:PORT/APP/KEY`), runs the handshake and
-//! the chunk/AMF session (rml_rtmp, sans-IO) over tokio, and feeds each publish's video and
+//! The RTMP server: accepts publishers (`rtmp://HOST:PORT/APP/KEY`), runs the sans-IO
+//! protocol (`drey_core::media::rtmp`) over tokio, and feeds each publish's video and
 //! audio to its [`Publish`]. Any protocol or media error closes that connection with a
 //! logged reason; nothing else is affected.
 
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
-};
+use drey_core::media::rtmp::{RtmpEvent, RtmpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -97,8 +93,7 @@ pub fn valid_key(key: &str) -> Result<(), String> {
 struct Connection {
     ing: Arc<Ingest>,
     peer: SocketAddr,
-    session: Option<ServerSession>,
-    out: Vec<u8>,
+    rtmp: RtmpServer,
     publish: Option<Publish>,
 }
 
@@ -107,41 +102,40 @@ impl Connection {
         Connection {
             ing,
             peer,
-            session: None,
-            out: Vec::new(),
+            rtmp: RtmpServer::new(),
             publish: None,
         }
     }
 
     async fn run(mut self, sock: TcpStream) -> Closed {
         let result = self.serve(sock).await;
-        if let Some(p) = self.publish.take() {
-            let stream = p.stream.clone();
-            p.finish().await;
-            self.ing.release_key(&stream);
-            metrics::gauge!("drey_rtmp_publishers_active").decrement(1);
-        }
+        self.end_publish().await;
         match result {
             Ok(()) => closed("done", "publisher finished"),
             Err(c) => c,
         }
     }
 
+    async fn end_publish(&mut self) {
+        if let Some(p) = self.publish.take() {
+            let stream = p.stream.clone();
+            p.finish().await;
+            self.ing.release_key(&stream);
+            metrics::gauge!("drey_rtmp_publishers_active").decrement(1);
+        }
+    }
+
     async fn serve(&mut self, mut sock: TcpStream) -> Result<(), Closed> {
         let _ = sock.set_nodelay(true);
         let mut buf = vec![0u8; READ_BUFFER];
-        let remaining = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut sock, &mut buf))
-            .await
-            .map_err(|_| closed("handshake", "handshake not completed in time"))??;
-        let (session, initial) = ServerSession::new(ServerSessionConfig::new())
-            .map_err(|e| closed("protocol", format!("session setup: {e:?}")))?;
-        self.session = Some(session);
-        self.handle_results(initial).await?;
-        self.input(&remaining).await?;
-        self.flush(&mut sock).await?;
+        let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         loop {
             let stop = self.ing.stop.clone();
-            let idle = self.ing.cfg.idle_timeout;
+            let idle = if self.rtmp.handshake_done() {
+                self.ing.cfg.idle_timeout
+            } else {
+                handshake_deadline.saturating_duration_since(Instant::now())
+            };
             let publishing = self.publish.is_some();
             let abort = async {
                 match &mut self.publish {
@@ -164,90 +158,65 @@ impl Connection {
                     continue;
                 }
                 r = tokio::time::timeout(idle, sock.read(&mut buf)) => match r {
+                    Err(_) if !self.rtmp.handshake_done() => {
+                        return Err(closed("handshake", "handshake not completed in time"));
+                    }
                     Err(_) => return Err(closed("idle", format!("nothing received for {idle:?}"))),
                     Ok(Err(e)) => return Err(closed("peer", format!("read error: {e}"))),
                     Ok(Ok(0)) => return if publishing {
                         Err(closed("peer", "publisher disconnected"))
-                    } else {
+                    } else if self.rtmp.handshake_done() {
                         Ok(())
+                    } else {
+                        Err(closed("handshake", "peer closed during the handshake"))
                     },
                     Ok(Ok(n)) => n,
                 },
             };
             metrics::counter!("drey_rtmp_bytes_received_total").increment(n as u64);
-            self.input(&buf[..n]).await?;
-            self.flush(&mut sock).await?;
-        }
-    }
-
-    async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), Closed> {
-        if !self.out.is_empty() {
-            sock.write_all(&self.out)
-                .await
-                .map_err(|e| closed("peer", format!("write error: {e}")))?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    fn session(&mut self) -> &mut ServerSession {
-        self.session
-            .as_mut()
-            .expect("session set after the handshake")
-    }
-
-    /// Feeds bytes to the session, guarding against a panic in the protocol library: a
-    /// panic there is a refusal of this connection, not of the server.
-    async fn input(&mut self, bytes: &[u8]) -> Result<(), Closed> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let session = self.session();
-        let results = std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes)))
-            .map_err(|_| closed("protocol", "RTMP parser panicked on this input"))?
-            .map_err(|e| closed("protocol", format!("bad RTMP chunk stream: {e:?}")))?;
-        self.handle_results(results).await
-    }
-
-    async fn handle_results(&mut self, results: Vec<ServerSessionResult>) -> Result<(), Closed> {
-        for r in results {
-            match r {
-                ServerSessionResult::OutboundResponse(p) => self.out.extend_from_slice(&p.bytes),
-                ServerSessionResult::RaisedEvent(ev) => self.event(ev).await?,
-                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            let events = self.rtmp.input(&buf[..n]).map_err(|e| {
+                let kind = if self.rtmp.handshake_done() {
+                    "protocol"
+                } else {
+                    "handshake"
+                };
+                closed(kind, e.to_string())
+            })?;
+            let mut result = Ok(());
+            for ev in events {
+                result = self.event(ev).await;
+                if result.is_err() {
+                    break;
+                }
             }
+            // Replies (including a refusal's status) go out before the connection closes.
+            let out = self.rtmp.output();
+            if !out.is_empty() {
+                sock.write_all(out)
+                    .await
+                    .map_err(|e| closed("peer", format!("write error: {e}")))?;
+                out.clear();
+            }
+            result?;
         }
-        Ok(())
     }
 
-    fn respond(
-        &mut self,
-        r: Result<Vec<ServerSessionResult>, rml_rtmp::sessions::ServerSessionError>,
-    ) -> Result<(), Closed> {
-        let results = r.map_err(|e| closed("protocol", format!("{e:?}")))?;
-        for r in results {
-            if let ServerSessionResult::OutboundResponse(p) = r {
-                self.out.extend_from_slice(&p.bytes);
-            }
-        }
-        Ok(())
+    fn accept(&mut self, request_id: u32) -> Result<(), Closed> {
+        self.rtmp
+            .accept(request_id)
+            .map_err(|e| closed("protocol", e.to_string()))
     }
 
     fn reject(&mut self, request_id: u32, kind: &'static str, reason: String) -> Closed {
-        let r = self
-            .session()
-            .reject_request(request_id, "NetStream.Publish.BadName", &reason);
-        let _ = self.respond(r);
+        self.rtmp
+            .reject(request_id, "NetStream.Publish.BadName", &reason);
         closed(kind, reason)
     }
 
-    async fn event(&mut self, ev: ServerSessionEvent) -> Result<(), Closed> {
+    async fn event(&mut self, ev: RtmpEvent) -> Result<(), Closed> {
         match ev {
-            ServerSessionEvent::ConnectionRequested {
-                request_id,
-                app_name,
-            } => {
-                let (app, _) = split_query(&app_name);
+            RtmpEvent::Connect { request_id, app } => {
+                let (app, _) = split_query(&app);
                 if !self.ing.cfg.apps.iter().any(|a| a == app) {
                     let reason = format!(
                         "unknown RTMP application {app:?} (accepted: {})",
@@ -255,62 +224,45 @@ impl Connection {
                     );
                     return Err(self.reject(request_id, "refused", reason));
                 }
-                let r = self.session().accept_request(request_id);
-                self.respond(r)
+                self.accept(request_id)
             }
-            ServerSessionEvent::PublishStreamRequested {
+            RtmpEvent::Publish {
                 request_id,
-                app_name,
-                stream_key,
-                ..
-            } => self.start_publish(request_id, &app_name, &stream_key).await,
-            ServerSessionEvent::PlayStreamRequested { request_id, .. } => Err(self.reject(
+                app,
+                key,
+            } => self.start_publish(request_id, &app, &key).await,
+            RtmpEvent::Play { request_id } => Err(self.reject(
                 request_id,
                 "refused",
                 "RTMP playback is not offered; play the flow's HLS playlist".to_owned(),
             )),
-            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+            RtmpEvent::Metadata {
+                has_video,
+                frame_rate,
+            } => {
                 if let Some(p) = &mut self.publish {
-                    let has_video =
-                        metadata.video_codec_id.is_some() || metadata.video_width.is_some();
-                    p.metadata(
-                        has_video,
-                        metadata
-                            .video_frame_rate
-                            .map(f64::from)
-                            .filter(|f| f.is_finite()),
-                    );
+                    p.metadata(has_video, frame_rate);
                 }
                 Ok(())
             }
-            ServerSessionEvent::VideoDataReceived {
-                data, timestamp, ..
-            } => match &mut self.publish {
+            RtmpEvent::Video { timestamp, data } => match &mut self.publish {
                 Some(p) => p
-                    .video(timestamp.value, &data)
+                    .video(timestamp, &data)
                     .await
                     .map_err(|e| closed("media", e.to_string())),
                 None => Ok(()),
             },
-            ServerSessionEvent::AudioDataReceived {
-                data, timestamp, ..
-            } => match &mut self.publish {
+            RtmpEvent::Audio { timestamp, data } => match &mut self.publish {
                 Some(p) => p
-                    .audio(timestamp.value, &data)
+                    .audio(timestamp, &data)
                     .await
                     .map_err(|e| closed("media", e.to_string())),
                 None => Ok(()),
             },
-            ServerSessionEvent::PublishStreamFinished { .. } => {
-                if let Some(p) = self.publish.take() {
-                    let stream = p.stream.clone();
-                    p.finish().await;
-                    self.ing.release_key(&stream);
-                    metrics::gauge!("drey_rtmp_publishers_active").decrement(1);
-                }
+            RtmpEvent::PublishFinished => {
+                self.end_publish().await;
                 Ok(())
             }
-            _ => Ok(()),
         }
     }
 
@@ -350,8 +302,7 @@ impl Connection {
                 format!("stream {stream} is already being published"),
             ));
         }
-        let r = self.session().accept_request(request_id);
-        if let Err(e) = self.respond(r) {
+        if let Err(e) = self.accept(request_id) {
             self.ing.release_key(&stream);
             return Err(e);
         }
@@ -359,45 +310,6 @@ impl Connection {
         self.publish = Some(Publish::start(self.ing.clone(), app, key).await);
         Ok(())
     }
-}
-
-/// Runs the server side of the RTMP handshake; returns the bytes that followed it.
-async fn handshake(sock: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, Closed> {
-    let mut hs = Handshake::new(PeerType::Server);
-    loop {
-        let n = sock
-            .read(buf)
-            .await
-            .map_err(|e| closed("peer", format!("read error in handshake: {e}")))?;
-        if n == 0 {
-            return Err(closed("handshake", "peer closed during the handshake"));
-        }
-        metrics::counter!("drey_rtmp_bytes_received_total").increment(n as u64);
-        let r = std::panic::catch_unwind(AssertUnwindSafe(|| hs.process_bytes(&buf[..n])))
-            .map_err(|_| closed("handshake", "handshake parser panicked on this input"))?
-            .map_err(|e| closed("handshake", format!("bad handshake: {e:?}")))?;
-        match r {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                write(sock, &response_bytes).await?;
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                write(sock, &response_bytes).await?;
-                return Ok(remaining_bytes);
-            }
-        }
-    }
-}
-
-async fn write(sock: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    sock.write_all(bytes)
-        .await
-        .map_err(|e| closed("peer", format!("write error: {e}")))
 }
 
 #[cfg(test)]
