@@ -167,14 +167,14 @@ impl RtmpServer {
 
     /// Refuses a request with a status the client shows (`NetStream.Publish.BadName`...).
     pub fn reject(&mut self, request_id: u32, code: &str, description: &str) {
-        if let Ok(session) = self.session() {
-            if let Ok(results) = guard(
+        if let Ok(session) = self.session()
+            && let Ok(results) = guard(
                 || session.reject_request(request_id, code, description),
                 RtmpError::Protocol,
-            ) {
-                let mut events = Vec::new();
-                self.results(results, &mut events);
-            }
+            )
+        {
+            let mut events = Vec::new();
+            self.results(results, &mut events);
         }
     }
 }
