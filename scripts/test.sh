@@ -15,6 +15,7 @@ pkgs=()
 command -v radosgw >/dev/null || pkgs+=(ceph-mon ceph-osd radosgw)
 command -v pg_ctlcluster >/dev/null || pkgs+=(postgresql)
 command -v curl >/dev/null || pkgs+=(curl)
+command -v ffmpeg >/dev/null || pkgs+=(ffmpeg)
 if [ ${#pkgs[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -82,6 +82,9 @@ pub struct SegmentJob {
     pub end_ns: i64,
     pub ts_offset_ns: i64,
     pub key_frame_count: u32,
+    /// Video frames in the segment (for the frames-stored metric).
+    #[serde(default)]
+    pub video_frames: u32,
     /// When the segmenter closed it (Unix ns): the start of the closed-to-indexed latency.
     pub closed_unix_ns: i64,
 }

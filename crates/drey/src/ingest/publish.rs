@@ -96,6 +96,7 @@ impl Publish {
 
     pub async fn video(&mut self, ts: u32, body: &[u8]) -> Result<(), MediaError> {
         self.frames += 1;
+        metrics::counter!("drey_rtmp_video_messages_total").increment(1);
         let closed = self.segmenter.push_video(ts, body)?;
         self.emit(closed).await;
         Ok(())
@@ -142,9 +143,12 @@ impl Publish {
             end_ns: self.anchor_ns + seg.end_ms * ms,
             ts_offset_ns: self.anchor_ns - PTS_OFFSET_MS * ms,
             key_frame_count: seg.key_frame_count,
+            video_frames: seg.video_frames,
             closed_unix_ns: unix_now_ns(),
         };
         metrics::counter!("drey_ingest_segments_closed_total").increment(1);
+        metrics::counter!("drey_ingest_video_frames_closed_total")
+            .increment(u64::from(seg.video_frames));
         if let Some(tx) = &self.tx {
             let closed = Closed {
                 job,

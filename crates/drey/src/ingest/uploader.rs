@@ -253,6 +253,8 @@ fn record(job: &SegmentJob, outcome: &StoreOutcome) {
     match outcome {
         StoreOutcome::Stored | StoreOutcome::AlreadyStored => {
             metrics::counter!("drey_ingest_segments_stored_total").increment(1);
+            metrics::counter!("drey_ingest_video_frames_stored_total")
+                .increment(u64::from(job.video_frames));
             let latency = (unix_now_ns() - job.closed_unix_ns).max(0) as f64 / 1e9;
             metrics::histogram!("drey_ingest_segment_latency_seconds").record(latency);
         }

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""bench/rtmp/run.py -- RTMP ingest CPU cost: drey vs nginx-rtmp, side by side in one run.
+
+For each publisher count N, starts a fresh server (drey on SQLite + local directory, then
+nginx-rtmp with `hls on` writing to local disk), pushes the same pre-encoded 2 Mbps 720p30
+H.264/AAC clip N times with `ffmpeg -re -stream_loop -1 -c copy`, and measures the
+server's CPU seconds (utime + stime of all its processes, from /proc) over a window in
+which all N publishers are live. Reports CPU seconds per stream-second, the drey/nginx
+ratio, drey's segment-closed-to-indexed latency (p50/p99) and frames received vs stored.
+
+Usage: bench/rtmp/run.py [--counts 10,50,100] [--window 45] [--drey target/release/drey]
+Needs: ffmpeg, nginx + libnginx-mod-rtmp (Debian), a release build of drey.
+"""
+import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except FileNotFoundError:
+            pass
+    return total / HZ
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def make_clip(path):
+    if os.path.exists(path):
+        return
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                    "-t", "60", "-c:v", "libx264", "-preset", "veryfast",
+                    "-b:v", "2M", "-maxrate", "2M", "-bufsize", "4M", "-g", "60",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", path], check=True)
+
+
+def publishers(clip, url_of, n, seconds, logdir):
+    procs = []
+    for i in range(n):
+        log = open(os.path.join(logdir, f"pub{i}.log"), "w")
+        procs.append((subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info", "-re",
+             "-stream_loop", "-1", "-i", clip, "-t", str(seconds), "-c", "copy",
+             "-f", "flv", url_of(i)], stdout=subprocess.DEVNULL, stderr=log), log))
+    return procs
+
+
+def finish(procs, logdir):
+    frames, failed = 0, 0
+    for i, (p, log) in enumerate(procs):
+        rc = p.wait()
+        log.close()
+        text = open(os.path.join(logdir, f"pub{i}.log")).read()
+        m = re.findall(r"frame=\s*(\d+)", text)
+        frames += int(m[-1]) if m else 0
+        if rc != 0 or "rror" in text:
+            failed += 1
+    return frames, failed
+
+
+def metrics(base):
+    text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        k, v = line.rsplit(" ", 1)
+        try:
+            out[k] = out.get(k, 0.0) + float(v)
+        except ValueError:
+            pass
+    return out
+
+
+def wait_port(port, timeout=20):
+    import socket
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"port {port} never opened")
+
+
+def run_drey(drey, clip, n, window, warmup, work):
+    d = tempfile.mkdtemp(dir=work)
+    http, rtmp = 18181, 19351
+    env = dict(os.environ, DREY_LOG="warn")
+    srv = subprocess.Popen([drey, "serve", "--data-dir", d, "--http", f"127.0.0.1:{http}",
+                            "--rtmp", f"127.0.0.1:{rtmp}"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "drey.log"), "w"))
+    wait_port(http)
+    base = f"http://127.0.0.1:{http}"
+    procs = publishers(clip, lambda i: f"rtmp://127.0.0.1:{rtmp}/live/bench{i}", n,
+                       warmup + window + 5, d)
+    time.sleep(warmup)
+    c0, t0 = cpu_seconds([srv.pid]), time.time()
+    time.sleep(window)
+    c1, t1 = cpu_seconds([srv.pid]), time.time()
+    sent, failed = finish(procs, d)
+    # Let the last segments reach the index.
+    time.sleep(3)
+    m = metrics(base)
+    srv.send_signal(signal.SIGTERM)
+    srv.wait(timeout=30)
+    lat = lambda q: m.get(f'drey_ingest_segment_latency_seconds{{quantile="{q}"}}', float("nan"))
+    shutil.rmtree(d, ignore_errors=True)
+    return {
+        "cpu_s": c1 - c0, "wall_s": t1 - t0,
+        "sent_frames": sent, "failed_publishers": failed,
+        "received_frames": m.get("drey_rtmp_video_messages_total", 0),
+        "stored_frames": m.get("drey_ingest_video_frames_stored_total", 0),
+        "segments": m.get("drey_ingest_segments_stored_total", 0),
+        "upload_failures": m.get("drey_ingest_upload_failures_total", 0),
+        "lat_p50_ms": lat("0.5") * 1000, "lat_p99_ms": lat("0.99") * 1000,
+    }
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+events {{ worker_connections 4096; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    chunk_size 4096;
+    application live {{
+      live on;
+      hls on;
+      hls_path {d}/hls;
+      hls_fragment 2s;
+      hls_playlist_length 60s;
+    }}
+  }}
+}}
+"""
+
+
+def run_nginx(clip, n, window, warmup, work):
+    d = tempfile.mkdtemp(dir=work)
+    port = 19352
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(d=d, port=port))
+    srv = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    procs = publishers(clip, lambda i: f"rtmp://127.0.0.1:{port}/live/bench{i}", n,
+                       warmup + window + 5, d)
+    time.sleep(warmup)
+    pids = [srv.pid] + children(srv.pid)
+    c0, t0 = cpu_seconds(pids), time.time()
+    time.sleep(window)
+    c1, t1 = cpu_seconds(pids), time.time()
+    sent, failed = finish(procs, d)
+    srv.send_signal(signal.SIGQUIT)
+    try:
+        srv.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+    shutil.rmtree(d, ignore_errors=True)
+    return {"cpu_s": c1 - c0, "wall_s": t1 - t0, "sent_frames": sent, "failed_publishers": failed}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--counts", default="10,50,100")
+    ap.add_argument("--window", type=float, default=45)
+    ap.add_argument("--warmup", type=float, default=8)
+    ap.add_argument("--drey", default="target/release/drey")
+    ap.add_argument("--work", default=tempfile.gettempdir())
+    a = ap.parse_args()
+    clip = os.path.join(a.work, "drey-bench-720p30-2M.flv")
+    make_clip(clip)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} CPUs, clip {os.path.getsize(clip) * 8 / 60 / 1e6:.2f} Mbit/s")
+    rows = []
+    for n in [int(x) for x in a.counts.split(",")]:
+        dr = run_drey(a.drey, clip, n, a.window, a.warmup, a.work)
+        ng = run_nginx(clip, n, a.window, a.warmup, a.work)
+        per = lambda r: r["cpu_s"] / (n * r["wall_s"])
+        row = {"publishers": n, "drey": dr, "nginx": ng,
+               "drey_cpu_per_stream_s": per(dr), "nginx_cpu_per_stream_s": per(ng),
+               "ratio": per(dr) / per(ng) if per(ng) else float("nan")}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print("| publishers | drey CPU s / stream-s | nginx-rtmp CPU s / stream-s | drey / nginx | "
+          "drey closed→indexed p50 / p99 | frames received / stored (drey) | failed publishers drey / nginx |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        d = r["drey"]
+        print(f"| {r['publishers']} | {r['drey_cpu_per_stream_s']:.5f} | {r['nginx_cpu_per_stream_s']:.5f} | "
+              f"{r['ratio']:.2f} | {d['lat_p50_ms']:.1f} ms / {d['lat_p99_ms']:.1f} ms | "
+              f"{int(d['received_frames'])} / {int(d['stored_frames'])} | "
+              f"{d['failed_publishers']} / {r['nginx']['failed_publishers']} |")
+
+
+if __name__ == "__main__":
+    main()
