@@ -81,6 +81,10 @@ pub struct FileConfig {
     pub rtmp_new_flow_per_publish: Option<bool>,
     /// Most simultaneous RTMP connections.
     pub rtmp_max_connections: Option<usize>,
+    /// Threads serving RTMP connections (each a single-threaded event loop).
+    pub rtmp_threads: Option<usize>,
+    /// Milliseconds between reads of a publishing connection (0: read on readiness).
+    pub rtmp_poll_ms: Option<u64>,
     /// Seconds without data after which an RTMP connection is closed.
     pub rtmp_idle_timeout_secs: Option<u64>,
     /// Where segments wait when the object store or database is slow or down.
@@ -258,6 +262,15 @@ impl ServeConfig {
         }
         if let Some(n) = file.rtmp_max_connections {
             ingest.max_connections = n.max(1);
+        }
+        if let Some(ms) = file.rtmp_poll_ms {
+            if ms > 200 {
+                bail!("rtmp_poll_ms must be at most 200");
+            }
+            ingest.rtmp_poll = Duration::from_millis(ms);
+        }
+        if let Some(n) = file.rtmp_threads {
+            ingest.rtmp_threads = n.clamp(1, 64);
         }
         if let Some(s) = file.rtmp_idle_timeout_secs {
             ingest.idle_timeout = Duration::from_secs(s.max(1));

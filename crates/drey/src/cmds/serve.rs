@@ -45,16 +45,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ingest_stop.clone(),
     )?;
     ingest.drain_leftovers()?;
-    let rtmp_addr = match &cfg.rtmp {
+    let (rtmp_addr, rtmp_thread) = match &cfg.rtmp {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
+            let l = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("binding RTMP {addr}"))?;
             let local = l.local_addr()?;
-            tokio::spawn(rtmp::serve(ingest.clone(), l));
-            Some(local.to_string())
+            (
+                Some(local.to_string()),
+                Some(rtmp::start(ingest.clone(), l)?),
+            )
         }
-        None => None,
+        None => (None, None),
     };
 
     let listener = tokio::net::TcpListener::bind(&cfg.http)
@@ -82,6 +83,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await?;
     stop.cancel();
+    if let Some(t) = rtmp_thread {
+        // Connections close their publishes (handing on the last segments) first.
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     ingest.tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), ingest.tasks.wait())
         .await

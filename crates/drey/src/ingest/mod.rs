@@ -12,7 +12,7 @@ pub mod rtmp;
 pub mod spool;
 pub mod uploader;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +50,11 @@ pub struct IngestConfig {
     pub allocation_timeout: Duration,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// Threads serving RTMP connections, each an event loop of its own.
+    pub rtmp_threads: usize,
+    /// Publishing connections are read every this often instead of on readiness
+    /// (zero: on readiness).
+    pub rtmp_poll: Duration,
 }
 
 impl Default for IngestConfig {
@@ -66,6 +71,8 @@ impl Default for IngestConfig {
             max_connections: 1000,
             allocation_timeout: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(30),
+            rtmp_threads: 1,
+            rtmp_poll: Duration::from_millis(100),
         }
     }
 }
@@ -100,9 +107,14 @@ pub struct Ingest {
     pub uploads: Semaphore,
     /// `app/key` of publishes live on this instance.
     live: Mutex<HashSet<String>>,
+    /// End (TAI ns) of the last segment closed per `app/key` on this instance.
+    last_end: Mutex<HashMap<String, i64>>,
     /// Uploaders and drainers, awaited (with a deadline) at shutdown.
     pub tasks: TaskTracker,
     pub stop: CancellationToken,
+    /// The main runtime: uploads and index work run there, RTMP connections on their own
+    /// single-threaded runtimes (see `rtmp::start`).
+    pub main: tokio::runtime::Handle,
 }
 
 impl Ingest {
@@ -122,8 +134,10 @@ impl Ingest {
             auth,
             spool,
             live: Mutex::new(HashSet::new()),
+            last_end: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             stop,
+            main: tokio::runtime::Handle::current(),
         }))
     }
 
@@ -139,6 +153,16 @@ impl Ingest {
         if let Ok(mut s) = self.live.lock() {
             s.remove(stream);
         }
+    }
+
+    fn note_end(&self, stream: &str, end_ns: i64) {
+        if let Ok(mut m) = self.last_end.lock() {
+            m.insert(stream.to_owned(), end_ns);
+        }
+    }
+
+    fn last_end(&self, stream: &str) -> Option<i64> {
+        self.last_end.lock().ok()?.get(stream).copied()
     }
 
     pub fn is_live(&self, stream: &str) -> bool {
@@ -162,7 +186,7 @@ impl Ingest {
         );
         let ing = self.clone();
         self.tasks
-            .spawn(async move { uploader::drain_dirs(ing, dirs).await });
+            .spawn_on(uploader::drain_dirs(ing, dirs), &self.main);
         Ok(())
     }
 }

@@ -43,21 +43,31 @@ impl Publish {
         let id = Id::new_v4();
         let ids = StreamIds::derive(app, key, ing.cfg.new_flow_per_publish.then_some(id));
         let mut anchor_ns = Timestamp::now_tai().as_nanos();
-        let lookup = ing.index.flow_timerange(ids.mux_flow, &TimeRange::ETERNITY);
+        let index = ing.index.clone();
+        let flow = ids.mux_flow;
+        // Index work runs on the main runtime (database connections belong to it).
+        let lookup = ing
+            .main
+            .spawn(async move { index.flow_timerange(flow, &TimeRange::ETERNITY).await });
         match tokio::time::timeout(Duration::from_secs(2), lookup).await {
-            Ok(Ok(tr)) => {
+            Ok(Ok(Ok(tr))) => {
                 if let Some(end) = tr.end_nanos() {
                     anchor_ns = anchor_ns.max(end);
                 }
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "could not read the flow's timeline; anchoring to the clock")
             }
+            Ok(Err(e)) => tracing::warn!(error = %e, "flow timeline lookup failed"),
             Err(_) => tracing::warn!("index slow; anchoring the publish to the clock"),
+        }
+        let stream = format!("{app}/{key}");
+        // Segments of an earlier publish may still wait in the spool, unknown to the index.
+        if let Some(end) = ing.last_end(&stream) {
+            anchor_ns = anchor_ns.max(end);
         }
         let (tx, rx) = mpsc::channel(4);
         let (abort_tx, abort) = watch::channel(None);
-        let stream = format!("{app}/{key}");
         Uploader::spawn(ing.clone(), stream.clone(), rx, abort_tx);
         let segmenter = LiveSegmenter::new(SegmenterConfig {
             target_duration_ms: i64::try_from(ing.cfg.segment_duration.as_millis()).unwrap_or(2000),
@@ -146,6 +156,7 @@ impl Publish {
             video_frames: seg.video_frames,
             closed_unix_ns: unix_now_ns(),
         };
+        self.ing.note_end(&self.stream, job.end_ns);
         metrics::counter!("drey_ingest_segments_closed_total").increment(1);
         metrics::counter!("drey_ingest_video_frames_closed_total")
             .increment(u64::from(seg.video_frames));

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drey_core::media::rtmp::{RtmpEvent, RtmpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,9 +35,64 @@ fn closed(kind: &'static str, reason: impl Into<String>) -> Closed {
     }
 }
 
-/// Accepts connections until `ing.stop` is cancelled.
-pub async fn serve(ing: Arc<Ingest>, listener: TcpListener) {
+/// Starts the RTMP server: `ing.cfg.rtmp_threads` OS threads, each running a
+/// single-threaded event loop (like nginx's workers: no cross-thread wake-ups per packet),
+/// connections dealt to them in turn. Returns when `ing.stop` is cancelled and the
+/// connections have wound down (each closes its publish, handing the last segment on).
+pub fn start(
+    ing: Arc<Ingest>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mut handles = Vec::new();
+    let mut threads = Vec::new();
+    for i in 0..ing.cfg.rtmp_threads.max(1) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        handles.push(rt.handle().clone());
+        let stop = ing.stop.clone();
+        let tracker = tracker.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("drey-rtmp-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        stop.cancelled().await;
+                        // Let connections close their publishes before the loop stops.
+                        tracker.close();
+                        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+                    })
+                })?,
+        );
+    }
+    let accept_on = handles[0].clone();
+    accept_on.spawn(async move {
+        match TcpListener::from_std(listener) {
+            Ok(l) => serve(ing, l, handles, tracker).await,
+            Err(e) => tracing::error!(error = %e, "rtmp listener"),
+        }
+    });
+    std::thread::Builder::new()
+        .name("drey-rtmp".to_owned())
+        .spawn(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+}
+
+/// Accepts connections until `ing.stop` is cancelled, dealing them to the event loops.
+async fn serve(
+    ing: Arc<Ingest>,
+    listener: TcpListener,
+    loops: Vec<tokio::runtime::Handle>,
+    tracker: tokio_util::task::TaskTracker,
+) {
     let slots = Arc::new(Semaphore::new(ing.cfg.max_connections.max(1)));
+    let mut next = 0usize;
     loop {
         let (sock, peer) = tokio::select! {
             _ = ing.stop.cancelled() => return,
@@ -55,19 +110,30 @@ pub async fn serve(ing: Arc<Ingest>, listener: TcpListener) {
             metrics::counter!("drey_rtmp_connections_closed_total", "kind" => "limit").increment(1);
             continue;
         };
+        let Ok(sock) = sock.into_std() else {
+            continue;
+        };
         let ing = ing.clone();
-        tokio::spawn(async move {
-            metrics::counter!("drey_rtmp_connections_total").increment(1);
-            let end = Connection::new(ing, peer).run(sock).await;
-            metrics::counter!("drey_rtmp_connections_closed_total", "kind" => end.kind)
-                .increment(1);
-            if matches!(end.kind, "done" | "peer" | "shutdown") {
-                tracing::info!(%peer, reason = %end.reason, "rtmp connection closed");
-            } else {
-                tracing::warn!(%peer, kind = end.kind, reason = %end.reason, "rtmp connection closed");
-            }
-            drop(slot);
-        });
+        let rt = &loops[next % loops.len()];
+        next += 1;
+        tracker.spawn_on(
+            async move {
+                let Ok(sock) = TcpStream::from_std(sock) else {
+                    return;
+                };
+                metrics::counter!("drey_rtmp_connections_total").increment(1);
+                let end = Connection::new(ing, peer).run(sock).await;
+                metrics::counter!("drey_rtmp_connections_closed_total", "kind" => end.kind)
+                    .increment(1);
+                if matches!(end.kind, "done" | "peer" | "shutdown") {
+                    tracing::info!(%peer, reason = %end.reason, "rtmp connection closed");
+                } else {
+                    tracing::warn!(%peer, kind = end.kind, reason = %end.reason, "rtmp connection closed");
+                }
+                drop(slot);
+            },
+            rt,
+        );
     }
 }
 
@@ -90,11 +156,15 @@ pub fn valid_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Common origin of the polling ticks, so all connections wake together.
+static POLL_EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+
 struct Connection {
     ing: Arc<Ingest>,
     peer: SocketAddr,
     rtmp: RtmpServer,
     publish: Option<Publish>,
+    bytes_in: metrics::Counter,
 }
 
 impl Connection {
@@ -104,6 +174,7 @@ impl Connection {
             peer,
             rtmp: RtmpServer::new(),
             publish: None,
+            bytes_in: metrics::counter!("drey_rtmp_bytes_received_total"),
         }
     }
 
@@ -128,67 +199,46 @@ impl Connection {
     async fn serve(&mut self, mut sock: TcpStream) -> Result<(), Closed> {
         let _ = sock.set_nodelay(true);
         let mut buf = vec![0u8; READ_BUFFER];
-        let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        // Long-lived futures, not rebuilt per read: a shutdown signal, and one deadline
+        // (handshake, then idle) moved forward lazily only when it fires.
+        let stop = self.ing.stop.clone();
+        let cancelled = stop.cancelled();
+        tokio::pin!(cancelled);
+        let idle = self.ing.cfg.idle_timeout;
+        let deadline = tokio::time::sleep(HANDSHAKE_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut last_read = tokio::time::Instant::now();
+        let mut handshake_seen = false;
         loop {
-            let stop = self.ing.stop.clone();
-            let idle = if self.rtmp.handshake_done() {
-                self.ing.cfg.idle_timeout
-            } else {
-                handshake_deadline.saturating_duration_since(Instant::now())
-            };
-            let publishing = self.publish.is_some();
-            let abort = async {
-                match &mut self.publish {
-                    Some(p) => match p.abort.changed().await {
-                        Ok(()) => p.abort.borrow().clone(),
-                        // The uploader is gone without a reason: nothing to wait for.
-                        Err(_) => std::future::pending().await,
-                    },
-                    None => std::future::pending().await,
-                }
-            };
             let n = tokio::select! {
-                _ = stop.cancelled() => {
+                biased;
+                _ = &mut cancelled => {
                     return Err(closed("shutdown", "server shutting down"));
                 }
-                reason = abort => {
-                    if let Some(reason) = reason {
-                        return Err(closed("spool_full", reason));
-                    }
-                    continue;
-                }
-                r = tokio::time::timeout(idle, sock.read(&mut buf)) => match r {
-                    Err(_) if !self.rtmp.handshake_done() => {
+                _ = &mut deadline => {
+                    if !self.rtmp.handshake_done() {
                         return Err(closed("handshake", "handshake not completed in time"));
                     }
-                    Err(_) => return Err(closed("idle", format!("nothing received for {idle:?}"))),
-                    Ok(Err(e)) => return Err(closed("peer", format!("read error: {e}"))),
-                    Ok(Ok(0)) => return if publishing {
+                    if last_read.elapsed() >= idle {
+                        return Err(closed("idle", format!("nothing received for {idle:?}")));
+                    }
+                    deadline.as_mut().reset(last_read + idle);
+                    continue;
+                }
+                r = sock.read(&mut buf) => match r {
+                    Err(e) => return Err(closed("peer", format!("read error: {e}"))),
+                    Ok(0) => return if self.publish.is_some() {
                         Err(closed("peer", "publisher disconnected"))
                     } else if self.rtmp.handshake_done() {
                         Ok(())
                     } else {
                         Err(closed("handshake", "peer closed during the handshake"))
                     },
-                    Ok(Ok(n)) => n,
+                    Ok(n) => n,
                 },
             };
-            metrics::counter!("drey_rtmp_bytes_received_total").increment(n as u64);
-            let events = self.rtmp.input(&buf[..n]).map_err(|e| {
-                let kind = if self.rtmp.handshake_done() {
-                    "protocol"
-                } else {
-                    "handshake"
-                };
-                closed(kind, e.to_string())
-            })?;
-            let mut result = Ok(());
-            for ev in events {
-                result = self.event(ev).await;
-                if result.is_err() {
-                    break;
-                }
-            }
+            last_read = tokio::time::Instant::now();
+            let result = self.process(&buf[..n]).await;
             // Replies (including a refusal's status) go out before the connection closes.
             let out = self.rtmp.output();
             if !out.is_empty() {
@@ -198,6 +248,127 @@ impl Connection {
                 out.clear();
             }
             result?;
+            if !handshake_seen && self.rtmp.handshake_done() {
+                handshake_seen = true;
+                deadline.as_mut().reset(last_read + idle);
+            }
+            // The uploader ends the publish when a segment fits neither store nor spool.
+            if let Some(p) = &mut self.publish
+                && p.abort.has_changed().unwrap_or(false)
+                && let Some(reason) = p.abort.borrow_and_update().clone()
+            {
+                return Err(closed("spool_full", reason));
+            }
+            if self.publish.is_some() && !self.ing.cfg.rtmp_poll.is_zero() {
+                let std = sock
+                    .into_std()
+                    .map_err(|e| closed("peer", format!("socket: {e}")))?;
+                return self.serve_polled(std, buf, cancelled, last_read).await;
+            }
+        }
+    }
+
+    /// Feeds received bytes through the protocol and handles the events.
+    async fn process(&mut self, bytes: &[u8]) -> Result<(), Closed> {
+        self.bytes_in.increment(bytes.len() as u64);
+        let events = self.rtmp.input(bytes).map_err(|e| {
+            let kind = if self.rtmp.handshake_done() {
+                "protocol"
+            } else {
+                "handshake"
+            };
+            closed(kind, e.to_string())
+        })?;
+        for ev in events {
+            self.event(ev).await?;
+        }
+        Ok(())
+    }
+
+    /// A publishing connection, read on a clock: every `rtmp_poll` (aligned across all
+    /// connections) drain the socket without waiting for readiness. The socket is out of
+    /// epoll, so arriving packets wake nobody; one timer wake-up per tick serves every
+    /// publisher of this event loop. This is where most of the CPU of ingest went:
+    /// per-packet wake-ups, not parsing.
+    async fn serve_polled(
+        &mut self,
+        sock: std::net::TcpStream,
+        mut buf: Vec<u8>,
+        mut cancelled: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+        mut last_read: tokio::time::Instant,
+    ) -> Result<(), Closed> {
+        use std::io::{ErrorKind, Read, Write};
+        let period = self.ing.cfg.rtmp_poll;
+        let idle = self.ing.cfg.idle_timeout;
+        let epoch = *POLL_EPOCH.get_or_init(tokio::time::Instant::now);
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let since = epoch.elapsed().as_nanos() / period.as_nanos().max(1) + 1;
+            let tick = epoch + period * u32::try_from(since).unwrap_or(u32::MAX);
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => return Err(closed("shutdown", "server shutting down")),
+                _ = tokio::time::sleep_until(tick) => {}
+            }
+            let mut got = false;
+            loop {
+                match (&sock).read(&mut buf) {
+                    Ok(0) => return Err(closed("peer", "publisher disconnected")),
+                    Ok(n) => {
+                        got = true;
+                        let result = self.process(&buf[..n]).await;
+                        pending.extend_from_slice(self.rtmp.output());
+                        self.rtmp.output().clear();
+                        result?;
+                        if self.publish.is_none() {
+                            // Unpublished: back to waiting on readiness for what follows.
+                            let sock = TcpStream::from_std(sock)
+                                .map_err(|e| closed("peer", format!("socket: {e}")))?;
+                            if !pending.is_empty() {
+                                let mut sock = sock;
+                                sock.write_all(&pending)
+                                    .await
+                                    .map_err(|e| closed("peer", format!("write error: {e}")))?;
+                            }
+                            return Ok(());
+                        }
+                        if n < buf.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(closed("peer", format!("read error: {e}"))),
+                }
+            }
+            while !pending.is_empty() {
+                match (&sock).write(&pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(closed("peer", format!("write error: {e}"))),
+                }
+            }
+            if pending.len() > 1 << 20 {
+                return Err(closed(
+                    "peer",
+                    "publisher does not read the server's replies",
+                ));
+            }
+            let now = tokio::time::Instant::now();
+            if got {
+                last_read = now;
+            } else if now.duration_since(last_read) >= idle {
+                return Err(closed("idle", format!("nothing received for {idle:?}")));
+            }
+            if let Some(p) = &mut self.publish
+                && p.abort.has_changed().unwrap_or(false)
+                && let Some(reason) = p.abort.borrow_and_update().clone()
+            {
+                return Err(closed("spool_full", reason));
+            }
         }
     }
 

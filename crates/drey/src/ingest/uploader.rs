@@ -134,8 +134,8 @@ pub async fn set_status(ing: &Ingest, flows: &[Flow], status: FlowStatus) {
     }
 }
 
-/// Stores one segment: allocate its object id, PUT the bytes, mark them stored, register
-/// the segment. Every step may be repeated after a failure with the same outcome.
+/// Stores one segment: allocate its object id, PUT the bytes, then mark them stored and
+/// register the segment in one transaction. Every step may be repeated after a failure with the same outcome.
 pub async fn store_segment(
     ing: &Ingest,
     job: &SegmentJob,
@@ -162,15 +162,6 @@ pub async fn store_segment(
         Err(e) => return Err(e),
     }
     let size = step(ing, "object PUT", ing.objects.put(&job.object_id, data)).await?;
-    step(
-        ing,
-        "marking the object stored",
-        ing.index.mark_objects_stored(&[(
-            job.object_id.clone(),
-            i64::try_from(size).unwrap_or(i64::MAX),
-        )]),
-    )
-    .await?;
     let row = SegmentRow {
         start_ns: job.start_ns,
         end_ns: job.end_ns,
@@ -188,8 +179,15 @@ pub async fn store_segment(
     let verdict = step(
         ing,
         "segment registration",
-        ing.index
-            .register_segments(job.flow_id, &[row], unix_now_ns()),
+        ing.index.register_stored_segments(
+            job.flow_id,
+            &[(
+                job.object_id.clone(),
+                i64::try_from(size).unwrap_or(i64::MAX),
+            )],
+            &[row],
+            unix_now_ns(),
+        ),
     )
     .await?
     .into_iter()
@@ -299,7 +297,7 @@ impl Uploader {
             abort,
             last_flows: None,
         };
-        ing.tasks.spawn(up.run(rx));
+        ing.tasks.spawn_on(up.run(rx), &ing.main);
     }
 
     fn memory_items(&self) -> usize {

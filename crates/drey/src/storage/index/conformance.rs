@@ -381,6 +381,17 @@ async fn check_object_rules(ix: &dyn Index) {
         .await
         .unwrap();
     assert!(matches!(v[0], Err(SegmentRejection::ObjectNotUploaded(_))));
+    // Marked stored and registered in one transaction (the ingest path).
+    ix.allocate_objects(f, &["ingest1".into()], Some("video/mp2t"), 5, 100)
+        .await
+        .unwrap();
+    let v = ix
+        .register_stored_segments(f, &[("ingest1".into(), 42)], &[seg(-5, -4, "ingest1")], 6)
+        .await
+        .unwrap();
+    assert!(v[0].is_ok(), "{v:?}");
+    let o = &ix.get_objects(&["ingest1".into()]).await.unwrap()[0];
+    assert_eq!((o.state, o.size), (ObjectState::Stored, Some(42)));
     ix.mark_objects_stored(&[("o1".into(), 100), ("o2".into(), 200), ("init".into(), 5)])
         .await
         .unwrap();

@@ -192,6 +192,15 @@ pub trait Index: Send + Sync + 'static {
         segments: &[SegmentRow],
         now_unix_ns: i64,
     ) -> Result<Vec<Result<(), SegmentRejection>>>;
+    /// [`Index::register_segments`], first marking `stored` objects (allocated ones whose
+    /// bytes the caller wrote) in the same transaction: one round of locking for ingest.
+    async fn register_stored_segments(
+        &self,
+        flow_id: Id,
+        stored: &[(String, i64)],
+        segments: &[SegmentRow],
+        now_unix_ns: i64,
+    ) -> Result<Vec<Result<(), SegmentRejection>>>;
     async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>>;
     /// Deletes up to `max` segments wholly inside `range`, in time order. Objects left
     /// unreferenced become garbage-collection candidates.

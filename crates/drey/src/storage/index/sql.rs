@@ -14,6 +14,16 @@ pub(crate) use pick;
 macro_rules! impl_index {
     ($ty:ty, $db:ty, $kind:literal, $pg:literal) => {
         impl $ty {
+            /// Marks allocated objects stored, with their sizes (a JSON batch `[{o, n}]`).
+            const MARK_STORED: &'static str = pick!(
+                $pg,
+                "UPDATE objects SET state = 'stored', size = t.n FROM jsonb_to_recordset($1::jsonb) AS t(o text, n bigint) \
+                 WHERE objects.id = t.o AND objects.state = 'allocated'",
+                "UPDATE objects SET state = 'stored', size = t.n \
+                 FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'n' AS n FROM json_each($1) j) AS t \
+                 WHERE objects.id = t.o AND objects.state = 'allocated'"
+            );
+
             fn object_from_row(r: &<$db as sqlx::Database>::Row) -> Result<ObjectRow> {
                 use sqlx::Row;
                 let urls: Option<String> = r.try_get("external_urls")?;
@@ -412,8 +422,28 @@ macro_rules! impl_index {
                 segments: &[SegmentRow],
                 now: i64,
             ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
+                self.register_stored_segments(flow_id, &[], segments, now).await
+            }
+
+            async fn register_stored_segments(
+                &self,
+                flow_id: Id,
+                stored: &[(String, i64)],
+                segments: &[SegmentRow],
+                now: i64,
+            ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
                 let flow = flow_id.to_string();
                 let mut tx = self.write().begin().await?;
+                if !stored.is_empty() {
+                    let batch: Vec<serde_json::Value> = stored
+                        .iter()
+                        .map(|(id, size)| serde_json::json!({"o": id, "n": size}))
+                        .collect();
+                    sqlx::query(Self::MARK_STORED)
+                        .bind(serde_json::Value::Array(batch).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 // The flow's write lock: concurrent registrations to one flow serialise here.
                 let locked: Option<String> = sqlx::query_scalar(pick!(
                     $pg,
@@ -820,14 +850,7 @@ macro_rules! impl_index {
                 }
                 let batch: Vec<serde_json::Value> =
                     stored.iter().map(|(id, size)| serde_json::json!({"o": id, "n": size})).collect();
-                sqlx::query(pick!(
-                    $pg,
-                    "UPDATE objects SET state = 'stored', size = t.n FROM jsonb_to_recordset($1::jsonb) AS t(o text, n bigint) \
-                     WHERE objects.id = t.o AND objects.state = 'allocated'",
-                    "UPDATE objects SET state = 'stored', size = t.n \
-                     FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'n' AS n FROM json_each($1) j) AS t \
-                     WHERE objects.id = t.o AND objects.state = 'allocated'"
-                ))
+                sqlx::query(Self::MARK_STORED)
                 .bind(serde_json::Value::Array(batch).to_string())
                 .execute(self.write())
                 .await?;
