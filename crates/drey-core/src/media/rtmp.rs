@@ -70,12 +70,24 @@ impl Default for RtmpServer {
     }
 }
 
+thread_local! {
+    static IN_LIBRARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while this thread runs inside rml_rtmp (for panic hooks: such a panic becomes
+/// [`RtmpError::Panic`] and closes one connection).
+pub fn in_protocol_library() -> bool {
+    IN_LIBRARY.with(|c| c.get())
+}
+
 fn guard<T, E: std::fmt::Debug>(
     f: impl FnOnce() -> Result<T, E>,
     wrap: fn(String) -> RtmpError,
 ) -> Result<T, RtmpError> {
-    std::panic::catch_unwind(AssertUnwindSafe(f))
-        .map_err(|_| RtmpError::Panic)?
+    IN_LIBRARY.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(AssertUnwindSafe(f));
+    IN_LIBRARY.with(|c| c.set(false));
+    r.map_err(|_| RtmpError::Panic)?
         .map_err(|e| wrap(format!("{e:?}")))
 }
 
@@ -312,6 +324,16 @@ mod tests {
             let frames: u32 = segs.iter().map(|s| s.video_frames).sum();
             assert_eq!(frames, 125, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn a_panic_inside_rml_rtmp_is_an_error() {
+        // Found by the rtmp_ingest fuzz target: a chunk header that shrinks the message
+        // length mid-message makes rml_rtmp 0.8 subtract with overflow.
+        let input = include_bytes!("../../testdata/rml-overflow.rtmp");
+        let (&chunk, bytes) = input.split_first().unwrap();
+        let r = replay(bytes, usize::from(chunk).max(1) * 64);
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[test]
