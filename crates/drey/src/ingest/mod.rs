@@ -96,6 +96,14 @@ pub struct SegmentJob {
     pub closed_unix_ns: i64,
 }
 
+impl SegmentJob {
+    /// The object id of segment `seq` of a publish (known ahead, so ids can be allocated
+    /// in batches).
+    pub fn object_id_for(flow: Id, publish: Id, seq: u64) -> String {
+        format!("{flow}/{publish}/{seq:08}.ts")
+    }
+}
+
 /// Shared by the RTMP listener, every publish and every uploader.
 pub struct Ingest {
     pub index: Arc<dyn Index>,

@@ -148,7 +148,7 @@ impl Publish {
             publish_id: self.id,
             seq: seg.index,
             flow_id: self.ids.mux_flow,
-            object_id: format!("{}/{}/{:08}.ts", self.ids.mux_flow, self.id, seg.index),
+            object_id: SegmentJob::object_id_for(self.ids.mux_flow, self.id, seg.index),
             start_ns: self.anchor_ns + seg.start_ms * ms,
             end_ns: self.anchor_ns + seg.end_ms * ms,
             ts_offset_ns: self.anchor_ns - PTS_OFFSET_MS * ms,

@@ -134,32 +134,38 @@ pub async fn set_status(ing: &Ingest, flows: &[Flow], status: FlowStatus) {
     }
 }
 
-/// Stores one segment: allocate its object id, PUT the bytes, then mark them stored and
-/// register the segment in one transaction. Every step may be repeated after a failure with the same outcome.
+/// Records object ids for a flow, due for collection after `allocation_timeout` unless a
+/// segment registers them.
+async fn allocate(ing: &Ingest, flow: drey_core::Id, ids: &[String]) -> Result<(), StoreError> {
+    let now = unix_now_ns();
+    let gc_after = now
+        .saturating_add(i64::try_from(ing.cfg.allocation_timeout.as_nanos()).unwrap_or(i64::MAX));
+    step(
+        ing,
+        "object allocation",
+        ing.index
+            .allocate_objects(flow, ids, Some(CONTENT_TYPE_TS), now, gc_after),
+    )
+    .await
+}
+
+/// Object ids an uploader allocates at once, ahead of its segments.
+const ALLOCATE_AHEAD: u64 = 8;
+
+/// Stores one segment: allocate its object id (unless `allocated` ahead), PUT the bytes,
+/// then mark them stored and register the segment in one transaction. Every step may be repeated after a failure with the same outcome.
 pub async fn store_segment(
     ing: &Ingest,
     job: &SegmentJob,
     data: Bytes,
+    allocated: bool,
 ) -> Result<StoreOutcome, StoreError> {
     let _permit = ing.uploads.acquire().await.ok();
-    let now = unix_now_ns();
-    let gc_after = now
-        .saturating_add(i64::try_from(ing.cfg.allocation_timeout.as_nanos()).unwrap_or(i64::MAX));
-    match step(
-        ing,
-        "object allocation",
-        ing.index.allocate_objects(
-            job.flow_id,
-            std::slice::from_ref(&job.object_id),
-            Some(CONTENT_TYPE_TS),
-            now,
-            gc_after,
-        ),
-    )
-    .await
-    {
-        Ok(()) | Err(StoreError::Index(IndexError::ObjectExists(_))) => {}
-        Err(e) => return Err(e),
+    if !allocated {
+        match allocate(ing, job.flow_id, std::slice::from_ref(&job.object_id)).await {
+            Ok(()) | Err(StoreError::Index(IndexError::ObjectExists(_))) => {}
+            Err(e) => return Err(e),
+        }
     }
     let size = step(ing, "object PUT", ing.objects.put(&job.object_id, data)).await?;
     let row = SegmentRow {
@@ -220,7 +226,9 @@ pub async fn store_segment(
             }
         }
         Some(Err(
-            r @ (SegmentRejection::ObjectUnknown(_) | SegmentRejection::ObjectNotUploaded(_)),
+            r @ (SegmentRejection::ObjectUnknown(_)
+            | SegmentRejection::ObjectNotUploaded(_)
+            | SegmentRejection::ObjectBeingDeleted(_)),
         )) => Err(StoreError::Retry(format!(
             "object allocation was collected meanwhile ({r}); allocating again"
         ))),
@@ -280,6 +288,8 @@ pub struct Uploader {
     /// Set (once) when the spool is full: the publish must end.
     abort: watch::Sender<Option<String>>,
     last_flows: Option<Arc<Vec<Flow>>>,
+    /// Segments with `seq` below this have their object ids allocated already.
+    allocated_through: u64,
 }
 
 impl Uploader {
@@ -296,6 +306,7 @@ impl Uploader {
             ensured: None,
             abort,
             last_flows: None,
+            allocated_through: 0,
         };
         ing.tasks.spawn_on(up.run(rx), &ing.main);
     }
@@ -357,6 +368,7 @@ impl Uploader {
     async fn attempt(
         ing: &Ingest,
         ensured: &mut Option<Vec<Flow>>,
+        allocated_through: &mut u64,
         p: &Pending,
     ) -> Result<StoreOutcome, StoreError> {
         if ensured.as_deref() != Some(&p.flows[..]) {
@@ -367,7 +379,30 @@ impl Uploader {
             Data::Memory(b) => b.clone(),
             Data::Disk(s) => ing.spool.read(s).await?.1,
         };
-        store_segment(ing, &p.job, data).await
+        // Allocate this segment's id and the next ones in one transaction; ids left unused
+        // when the publish ends are collected after the allocation timeout.
+        let job = &p.job;
+        let mut allocated = job.seq < *allocated_through;
+        if !allocated {
+            let ids: Vec<String> = (job.seq..job.seq + ALLOCATE_AHEAD)
+                .map(|seq| SegmentJob::object_id_for(job.flow_id, job.publish_id, seq))
+                .collect();
+            match allocate(ing, job.flow_id, &ids).await {
+                Ok(()) => {
+                    *allocated_through = job.seq + ALLOCATE_AHEAD;
+                    allocated = true;
+                }
+                // Some exist already (a retry): allocate one by one.
+                Err(StoreError::Index(IndexError::ObjectExists(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let r = store_segment(ing, job, data, allocated).await;
+        if let Err(StoreError::Retry(_)) = r {
+            // An allocation was collected meanwhile: stop trusting the batch.
+            *allocated_through = 0;
+        }
+        r
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Closed>) {
@@ -403,8 +438,9 @@ impl Uploader {
             }
             let ing = self.ing.clone();
             let mut ensured = self.ensured.take();
+            let mut allocated_through = self.allocated_through;
             let result = {
-                let attempt = Self::attempt(&ing, &mut ensured, &head);
+                let attempt = Self::attempt(&ing, &mut ensured, &mut allocated_through, &head);
                 tokio::pin!(attempt);
                 let failing = !backoff.is_zero();
                 loop {
@@ -418,6 +454,7 @@ impl Uploader {
                 }
             };
             self.ensured = ensured;
+            self.allocated_through = allocated_through;
             match result {
                 Ok(outcome) => {
                     record(&head.job, &outcome);
@@ -489,7 +526,7 @@ pub async fn drain_dirs(ing: Arc<Ingest>, dirs: Vec<PathBuf>) {
                         ensure_flows(&ing, &header.flows).await?;
                         ensured = Some(header.flows.clone());
                     }
-                    store_segment(&ing, &header.job, data).await
+                    store_segment(&ing, &header.job, data, false).await
                 }
                 .await;
                 match result {
