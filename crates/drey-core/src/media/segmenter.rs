@@ -199,11 +199,6 @@ impl LiveSegmenter {
         }
     }
 
-    /// Whether the program carries video (known once the first segment opened).
-    pub fn program(&self) -> Option<Program> {
-        self.program
-    }
-
     fn stream_ms(&mut self, raw: u32) -> Result<i64, MediaError> {
         let t = self.clock.advance(raw, &self.cfg)?;
         let base = *self.base.get_or_insert(t);

@@ -126,24 +126,16 @@ impl TsWriter {
             PID_PMT as u8,
         ];
         self.write_section(out, 0, &pat);
+        // One PMT entry: stream type, elementary PID, no descriptors.
+        let entry = |stream_type: u8, pid: u16| {
+            [stream_type, 0xe0 | (pid >> 8) as u8, pid as u8, 0xf0, 0x00]
+        };
         let mut streams = Vec::with_capacity(10);
         if program.video {
-            streams.extend_from_slice(&[
-                STREAM_TYPE_H264,
-                0xe0 | (PID_VIDEO >> 8) as u8,
-                PID_VIDEO as u8,
-                0xf0,
-                0x00,
-            ]);
+            streams.extend_from_slice(&entry(STREAM_TYPE_H264, PID_VIDEO));
         }
         if program.audio {
-            streams.extend_from_slice(&[
-                STREAM_TYPE_AAC_ADTS,
-                0xe0 | (PID_AUDIO >> 8) as u8,
-                PID_AUDIO as u8,
-                0xf0,
-                0x00,
-            ]);
+            streams.extend_from_slice(&entry(STREAM_TYPE_AAC_ADTS, PID_AUDIO));
         }
         let section_length = 9 + streams.len() + 4;
         let pcr = program.pcr_pid();

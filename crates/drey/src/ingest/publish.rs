@@ -33,6 +33,8 @@ pub struct Publish {
     tx: Option<mpsc::Sender<Closed>>,
     pub abort: watch::Receiver<Option<String>>,
     pub frames: u64,
+    /// `drey_rtmp_video_messages_total`, looked up once rather than per message.
+    video_messages: metrics::Counter,
 }
 
 impl Publish {
@@ -88,11 +90,8 @@ impl Publish {
             tx: Some(tx),
             abort,
             frames: 0,
+            video_messages: metrics::counter!("drey_rtmp_video_messages_total"),
         }
-    }
-
-    pub fn flow_id(&self) -> Id {
-        self.ids.mux_flow
     }
 
     pub fn metadata(&mut self, has_video: bool, fps: Option<f64>) {
@@ -104,17 +103,15 @@ impl Publish {
         }
     }
 
-    pub async fn video(&mut self, ts: u32, body: &[u8]) -> Result<(), MediaError> {
+    /// Feeds one media message (`video` or audio) to the segmenter, storing what it closes.
+    pub async fn media(&mut self, video: bool, ts: u32, body: &[u8]) -> Result<(), MediaError> {
         self.frames += 1;
-        metrics::counter!("drey_rtmp_video_messages_total").increment(1);
-        let closed = self.segmenter.push_video(ts, body)?;
-        self.emit(closed).await;
-        Ok(())
-    }
-
-    pub async fn audio(&mut self, ts: u32, body: &[u8]) -> Result<(), MediaError> {
-        self.frames += 1;
-        let closed = self.segmenter.push_audio(ts, body)?;
+        let closed = if video {
+            self.video_messages.increment(1);
+            self.segmenter.push_video(ts, body)?
+        } else {
+            self.segmenter.push_audio(ts, body)?
+        };
         self.emit(closed).await;
         Ok(())
     }

@@ -252,13 +252,7 @@ impl Connection {
                 handshake_seen = true;
                 deadline.as_mut().reset(last_read + idle);
             }
-            // The uploader ends the publish when a segment fits neither store nor spool.
-            if let Some(p) = &mut self.publish
-                && p.abort.has_changed().unwrap_or(false)
-                && let Some(reason) = p.abort.borrow_and_update().clone()
-            {
-                return Err(closed("spool_full", reason));
-            }
+            self.spool_abort()?;
             if self.publish.is_some() && !self.ing.cfg.rtmp_poll.is_zero() {
                 let std = sock
                     .into_std()
@@ -363,13 +357,29 @@ impl Connection {
             } else if now.duration_since(last_read) >= idle {
                 return Err(closed("idle", format!("nothing received for {idle:?}")));
             }
-            if let Some(p) = &mut self.publish
-                && p.abort.has_changed().unwrap_or(false)
-                && let Some(reason) = p.abort.borrow_and_update().clone()
-            {
-                return Err(closed("spool_full", reason));
-            }
+            self.spool_abort()?;
         }
+    }
+
+    async fn media(&mut self, video: bool, timestamp: u32, data: &[u8]) -> Result<(), Closed> {
+        match &mut self.publish {
+            Some(p) => p
+                .media(video, timestamp, data)
+                .await
+                .map_err(|e| closed("media", e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// The uploader ends the publish when a segment fits neither store nor spool.
+    fn spool_abort(&mut self) -> Result<(), Closed> {
+        if let Some(p) = &mut self.publish
+            && p.abort.has_changed().unwrap_or(false)
+            && let Some(reason) = p.abort.borrow_and_update().clone()
+        {
+            return Err(closed("spool_full", reason));
+        }
+        Ok(())
     }
 
     fn accept(&mut self, request_id: u32) -> Result<(), Closed> {
@@ -416,20 +426,8 @@ impl Connection {
                 }
                 Ok(())
             }
-            RtmpEvent::Video { timestamp, data } => match &mut self.publish {
-                Some(p) => p
-                    .video(timestamp, &data)
-                    .await
-                    .map_err(|e| closed("media", e.to_string())),
-                None => Ok(()),
-            },
-            RtmpEvent::Audio { timestamp, data } => match &mut self.publish {
-                Some(p) => p
-                    .audio(timestamp, &data)
-                    .await
-                    .map_err(|e| closed("media", e.to_string())),
-                None => Ok(()),
-            },
+            RtmpEvent::Video { timestamp, data } => self.media(true, timestamp, &data).await,
+            RtmpEvent::Audio { timestamp, data } => self.media(false, timestamp, &data).await,
             RtmpEvent::PublishFinished => {
                 self.end_publish().await;
                 Ok(())

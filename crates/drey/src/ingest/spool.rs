@@ -208,15 +208,18 @@ impl Spool {
         Ok((header, data))
     }
 
+    /// Takes a file that left the spool out of the accounting.
+    fn forget(&self, s: &Spooled) {
+        self.used
+            .fetch_sub(s.bytes.min(self.used_bytes()), Ordering::Relaxed);
+        self.files.fetch_sub(1, Ordering::Relaxed);
+        self.publish_metrics();
+    }
+
     /// Removes a segment once it is stored (and its publish directory once empty).
     pub async fn remove(&self, s: &Spooled) {
         match tokio::fs::remove_file(&s.path).await {
-            Ok(()) => {
-                self.used
-                    .fetch_sub(s.bytes.min(self.used_bytes()), Ordering::Relaxed);
-                self.files.fetch_sub(1, Ordering::Relaxed);
-                self.publish_metrics();
-            }
+            Ok(()) => self.forget(s),
             Err(e) => {
                 tracing::warn!(path = %s.path.display(), error = %e, "removing a spooled segment failed")
             }
@@ -231,10 +234,7 @@ impl Spool {
     pub async fn quarantine(&self, s: &Spooled) {
         let bad = s.path.with_extension("corrupt");
         if tokio::fs::rename(&s.path, &bad).await.is_ok() {
-            self.used
-                .fetch_sub(s.bytes.min(self.used_bytes()), Ordering::Relaxed);
-            self.files.fetch_sub(1, Ordering::Relaxed);
-            self.publish_metrics();
+            self.forget(s);
         }
     }
 }

@@ -116,6 +116,19 @@ pub async fn ensure_flows(ing: &Ingest, flows: &[Flow]) -> Result<(), StoreError
     Ok(())
 }
 
+/// [`ensure_flows`], skipped when these are the flows last ensured.
+async fn ensure_changed(
+    ing: &Ingest,
+    ensured: &mut Option<Vec<Flow>>,
+    flows: &[Flow],
+) -> Result<(), StoreError> {
+    if ensured.as_deref() != Some(flows) {
+        ensure_flows(ing, flows).await?;
+        *ensured = Some(flows.to_vec());
+    }
+    Ok(())
+}
+
 /// Sets the status of flows whose publish ended (best effort).
 pub async fn set_status(ing: &Ingest, flows: &[Flow], status: FlowStatus) {
     for f in flows {
@@ -371,10 +384,7 @@ impl Uploader {
         allocated_through: &mut u64,
         p: &Pending,
     ) -> Result<StoreOutcome, StoreError> {
-        if ensured.as_deref() != Some(&p.flows[..]) {
-            ensure_flows(ing, &p.flows).await?;
-            *ensured = Some(p.flows.to_vec());
-        }
+        ensure_changed(ing, ensured, &p.flows).await?;
         let data = match &p.data {
             Data::Memory(b) => b.clone(),
             Data::Disk(s) => ing.spool.read(s).await?.1,
@@ -522,10 +532,7 @@ pub async fn drain_dirs(ing: Arc<Ingest>, dirs: Vec<PathBuf>) {
                     }
                 };
                 let result = async {
-                    if ensured.as_deref() != Some(&header.flows[..]) {
-                        ensure_flows(&ing, &header.flows).await?;
-                        ensured = Some(header.flows.clone());
-                    }
+                    ensure_changed(&ing, &mut ensured, &header.flows).await?;
                     store_segment(&ing, &header.job, data, false).await
                 }
                 .await;
