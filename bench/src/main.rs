@@ -83,6 +83,8 @@ fn seg(i: usize, object: &str) -> SegmentRow {
         sample_count: None,
         key_frame_count: Some(1),
         external_urls: None,
+        seq: 0,
+        disc: 0,
     }
 }
 

@@ -194,6 +194,8 @@ pub async fn store_segment(
         sample_count: None,
         key_frame_count: Some(i64::from(job.key_frame_count)),
         external_urls: None,
+        seq: 0,
+        disc: 0,
     };
     let verdict = step(
         ing,

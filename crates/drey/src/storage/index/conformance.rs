@@ -35,6 +35,8 @@ fn seg(start_s: i64, end_s: i64, object: &str) -> SegmentRow {
         sample_count: None,
         key_frame_count: Some(1),
         external_urls: None,
+        seq: 0,
+        disc: 0,
     }
 }
 
@@ -605,6 +607,68 @@ async fn check_delete_requests(ix: &dyn Index) {
     assert_eq!(ix.get_meta("k").await.unwrap().as_deref(), Some("v2"));
 }
 
+/// HLS numbering: `seq` counts registrations, `disc` changes exactly where a segment does
+/// not continue its predecessor (gap, other ts_offset, other init object), and neither goes
+/// back when old segments are deleted.
+async fn check_hls_numbering(ix: &dyn Index) {
+    let f = flow_with_segments(ix, 3, "hls-a-").await; // [0,1) [1,2) [2,3)
+    let store = |ids: &[&str]| {
+        let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+        async move {
+            ix.allocate_objects(f, &ids, None, 1, i64::MAX)
+                .await
+                .unwrap();
+            let st: Vec<(String, i64)> = ids.iter().map(|i| (i.clone(), 1)).collect();
+            ix.mark_objects_stored(&st).await.unwrap();
+        }
+    };
+    store(&["hls-b0", "hls-b1", "hls-b2", "hls-b3", "hls-b4", "hls-b5"]).await;
+    // A gap, then contiguous; then a ts_offset change without a gap; then a batch that
+    // fills the gap and appends in one go, given out of time order.
+    let mut shifted = seg(7, 8, "hls-b2");
+    shifted.ts_offset_ns = Some(5 * SEC);
+    let batches = vec![
+        vec![seg(5, 6, "hls-b0")],
+        vec![seg(6, 7, "hls-b1")],
+        vec![shifted],
+        vec![seg(9, 10, "hls-b4"), seg(3, 4, "hls-b3")],
+    ];
+    for b in batches {
+        let v = ix.register_segments(f, &b, 2).await.unwrap();
+        assert!(v.iter().all(Result::is_ok), "{v:?}");
+    }
+    let all = ix.list_segments(f, &q("_")).await.unwrap();
+    let got: Vec<(i64, i64, i64)> = all
+        .iter()
+        .map(|s| (s.start_ns / SEC, s.seq, s.disc))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, 0, 0),
+            (1, 1, 0),
+            (2, 2, 0),
+            (3, 6, 0), // registered later, continues [2,3)
+            (5, 3, 1),
+            (6, 4, 1),
+            (7, 5, 2),
+            (9, 7, 3),
+        ],
+        "seq/disc of {got:?}"
+    );
+    // Deleting the oldest segments keeps the counters going.
+    ix.delete_segments(f, &"[0:0_3:0)".parse().unwrap(), None, 100, 3)
+        .await
+        .unwrap();
+    let v = ix
+        .register_segments(f, &[seg(10, 11, "hls-b5")], 4)
+        .await
+        .unwrap();
+    assert!(v.iter().all(Result::is_ok), "{v:?}");
+    let last = ix.list_segments(f, &q("[10:0_")).await.unwrap();
+    assert_eq!((last[0].seq, last[0].disc), (8, 3), "continues [9,10)");
+}
+
 async fn sqlite() -> (Arc<dyn Index>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
@@ -649,4 +713,5 @@ conformance! {
     object_rules: |ix| check_object_rules(ix.as_ref()).await;
     deletion_and_gc: |ix| check_deletion_and_gc(ix.as_ref()).await;
     delete_requests: |ix| check_delete_requests(ix.as_ref()).await;
+    hls_numbering: |ix| check_hls_numbering(ix.as_ref()).await;
 }

@@ -25,6 +25,40 @@ pub struct SegmentRow {
     pub key_frame_count: Option<i64>,
     /// For objects held outside drey's storage: where to read them.
     pub external_urls: Option<Vec<GetUrl>>,
+    /// Registration ordinal in the flow (HLS media sequence number); set by the index,
+    /// ignored on registration.
+    pub seq: i64,
+    /// Discontinuity ordinal: equal to the predecessor's when this segment continues it
+    /// (same end/start, `ts_offset` and init object); set by the index.
+    pub disc: i64,
+}
+
+/// The predecessor of a segment being registered, as far as numbering needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Pred {
+    pub end_ns: i64,
+    pub ts_offset_ns: Option<i64>,
+    pub init_object_id: Option<String>,
+    pub disc: i64,
+}
+
+impl Pred {
+    pub(crate) fn of(s: &SegmentRow, disc: i64) -> Self {
+        Pred {
+            end_ns: s.end_ns,
+            ts_offset_ns: s.ts_offset_ns,
+            init_object_id: s.init_object_id.clone(),
+            disc,
+        }
+    }
+
+    /// True when `s` plays straight on from this one: no gap, same media timeline, same
+    /// initialisation.
+    pub(crate) fn continued_by(&self, s: &SegmentRow) -> bool {
+        self.end_ns == s.start_ns
+            && self.ts_offset_ns == s.ts_offset_ns
+            && self.init_object_id == s.init_object_id
+    }
 }
 
 impl SegmentRow {
@@ -57,6 +91,8 @@ impl SegmentRow {
                     })
                     .collect()
             }),
+            seq: 0,
+            disc: 0,
         }
     }
 
@@ -261,6 +297,8 @@ mod tests {
             sample_count: None,
             key_frame_count: None,
             external_urls: None,
+            seq: 0,
+            disc: 0,
         }
     }
 

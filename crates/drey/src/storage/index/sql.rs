@@ -60,6 +60,8 @@ macro_rules! impl_index {
                     sample_count: r.try_get("sample_count")?,
                     key_frame_count: r.try_get("key_frame_count")?,
                     external_urls: urls.map(|u| parse_json(&u)).transpose()?,
+                    seq: r.try_get("seq")?,
+                    disc: r.try_get("disc")?,
                 })
             }
 
@@ -445,17 +447,17 @@ macro_rules! impl_index {
                         .await?;
                 }
                 // The flow's write lock: concurrent registrations to one flow serialise here.
-                let locked: Option<String> = sqlx::query_scalar(pick!(
+                let locked: Option<(i64, i64)> = sqlx::query_as(pick!(
                     $pg,
-                    "SELECT id FROM flows WHERE id = $1 FOR UPDATE",
-                    "SELECT id FROM flows WHERE id = $1"
+                    "SELECT next_seq, next_disc FROM flows WHERE id = $1 FOR UPDATE",
+                    "SELECT next_seq, next_disc FROM flows WHERE id = $1"
                 ))
                 .bind(&flow)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if locked.is_none() {
+                let Some((mut next_seq, mut next_disc)) = locked else {
                     return Err(IndexError::FlowNotFound(flow_id));
-                }
+                };
                 let mut ids: Vec<&str> = segments
                     .iter()
                     .flat_map(|s| std::iter::once(s.object_id.as_str()).chain(s.init_object_id.as_deref()))
@@ -509,12 +511,49 @@ macro_rules! impl_index {
                 }
 
                 plan::reject_batch_overlaps(segments, &mut verdicts);
-                let accepted: Vec<&SegmentRow> = segments
+                let mut accepted: Vec<&SegmentRow> = segments
                     .iter()
                     .zip(&verdicts)
                     .filter(|(_, v)| v.is_none())
                     .map(|(s, _)| s)
                     .collect();
+                accepted.sort_unstable_by_key(|s| s.start_ns);
+                // HLS numbering: registration ordinal, and discontinuity ordinal carried over
+                // from the predecessor in time when this segment continues it.
+                let mut numbers: Vec<(i64, i64)> = Vec::with_capacity(accepted.len());
+                for (i, s) in accepted.iter().enumerate() {
+                    let in_batch = i.checked_sub(1).map(|j| (accepted[j], numbers[j].1));
+                    let pred = match in_batch {
+                        Some((p, d)) if p.end_ns == s.start_ns => Some(plan::Pred::of(p, d)),
+                        _ => {
+                            let stored: Option<(i64, i64, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+                                "SELECT start_ns, end_ns, ts_offset_ns, init_object_id, disc FROM segments \
+                                 WHERE flow_id = $1 AND start_ns < $2 ORDER BY start_ns DESC LIMIT 1",
+                            )
+                            .bind(&flow)
+                            .bind(s.start_ns)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            match (stored, in_batch) {
+                                (Some(st), Some((p, d))) if p.start_ns > st.0 => Some(plan::Pred::of(p, d)),
+                                (Some((_, end_ns, ts_offset_ns, init_object_id, disc)), _) => Some(plan::Pred {
+                                    end_ns, ts_offset_ns, init_object_id, disc,
+                                }),
+                                (None, Some((p, d))) => Some(plan::Pred::of(p, d)),
+                                (None, None) => None,
+                            }
+                        }
+                    };
+                    let disc = match pred {
+                        Some(p) if p.continued_by(s) => p.disc,
+                        _ => {
+                            next_disc += 1;
+                            next_disc - 1
+                        }
+                    };
+                    numbers.push((next_seq, disc));
+                    next_seq += 1;
+                }
                 if !accepted.is_empty() {
                     // Uncontrolled objects seen for the first time get a row of their own.
                     for s in &accepted {
@@ -533,12 +572,13 @@ macro_rules! impl_index {
                     }
                     let batch: Vec<serde_json::Value> = accepted
                         .iter()
-                        .map(|s| {
+                        .zip(&numbers)
+                        .map(|(s, (seq, disc))| {
                             serde_json::json!({
                                 "s": s.start_ns, "e": s.end_ns, "o": s.object_id, "io": s.init_object_id,
                                 "tso": s.ts_offset_ns, "ld": s.last_duration_ns, "os": s.object_start_ns,
                                 "oe": s.object_end_ns, "so": s.sample_offset, "sc": s.sample_count,
-                                "kfc": s.key_frame_count,
+                                "kfc": s.key_frame_count, "q": seq, "d": disc,
                             })
                         })
                         .collect();
@@ -546,15 +586,17 @@ macro_rules! impl_index {
                     sqlx::query(pick!(
                         $pg,
                         "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
-                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count) \
-                         SELECT $1, t.s, t.e, t.o, t.io, t.tso, t.ld, t.os, t.oe, t.so, t.sc, t.kfc \
+                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count, \
+                         seq, disc) \
+                         SELECT $1, t.s, t.e, t.o, t.io, t.tso, t.ld, t.os, t.oe, t.so, t.sc, t.kfc, t.q, t.d \
                          FROM jsonb_to_recordset($2::jsonb) AS t(s bigint, e bigint, o text, io text, tso bigint, \
-                         ld bigint, os bigint, oe bigint, so bigint, sc bigint, kfc bigint)",
+                         ld bigint, os bigint, oe bigint, so bigint, sc bigint, kfc bigint, q bigint, d bigint)",
                         "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
-                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count) \
+                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count, \
+                         seq, disc) \
                          SELECT $1, j.value ->> 's', j.value ->> 'e', j.value ->> 'o', j.value ->> 'io', \
                          j.value ->> 'tso', j.value ->> 'ld', j.value ->> 'os', j.value ->> 'oe', j.value ->> 'so', \
-                         j.value ->> 'sc', j.value ->> 'kfc' FROM json_each($2) j"
+                         j.value ->> 'sc', j.value ->> 'kfc', j.value ->> 'q', j.value ->> 'd' FROM json_each($2) j"
                     ))
                     .bind(&flow)
                     .bind(&batch)
@@ -597,9 +639,11 @@ macro_rules! impl_index {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    sqlx::query("UPDATE flows SET segments_updated_unix_ns = $1 WHERE id = $2")
+                    sqlx::query("UPDATE flows SET segments_updated_unix_ns = $1, next_seq = $3, next_disc = $4 WHERE id = $2")
                         .bind(now)
                         .bind(&flow)
+                        .bind(next_seq)
+                        .bind(next_disc)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -661,6 +705,7 @@ macro_rules! impl_index {
                     "SELECT json_group_array(json_object('s', s.start_ns, 'e', s.end_ns, 'o', s.object_id, \
                      'io', s.init_object_id, 'tso', s.ts_offset_ns, 'ld', s.last_duration_ns, 'os', s.object_start_ns, \
                      'oe', s.object_end_ns, 'so', s.sample_offset, 'sc', s.sample_count, 'k', s.key_frame_count, \
+                     'q', s.seq, 'd', s.disc, \
                      'u', (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id AND o.controlled = FALSE))) FROM (SELECT * FROM segments \
                      WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
                      (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
@@ -671,6 +716,7 @@ macro_rules! impl_index {
                     "SELECT json_group_array(json_object('s', s.start_ns, 'e', s.end_ns, 'o', s.object_id, \
                      'io', s.init_object_id, 'tso', s.ts_offset_ns, 'ld', s.last_duration_ns, 'os', s.object_start_ns, \
                      'oe', s.object_end_ns, 'so', s.sample_offset, 'sc', s.sample_count, 'k', s.key_frame_count, \
+                     'q', s.seq, 'd', s.disc, \
                      'u', (SELECT o.external_urls FROM objects o WHERE o.id = s.object_id AND o.controlled = FALSE))) FROM (SELECT * FROM segments \
                      WHERE flow_id = $1 AND start_ns >= (CASE WHEN $6 THEN COALESCE((SELECT p.start_ns FROM \
                      (SELECT start_ns, end_ns FROM segments WHERE flow_id = $1 AND start_ns < $2 \
@@ -1000,6 +1046,8 @@ pub(crate) struct SegmentJson {
     sc: Option<i64>,
     k: Option<i64>,
     u: Option<String>,
+    q: i64,
+    d: i64,
 }
 
 impl SegmentJson {
@@ -1017,6 +1065,8 @@ impl SegmentJson {
             sample_count: self.sc,
             key_frame_count: self.k,
             external_urls: self.u.map(|u| parse_json(&u)).transpose()?,
+            seq: self.q,
+            disc: self.d,
         })
     }
 }
