@@ -1,6 +1,7 @@
 //! drey-core: drey's domain model with no IO — TAI time, TAMS time ranges, rates, ids and
 //! the TAMS resources. The app crate does all networking, storage and database work.
 
+pub mod hls;
 pub mod id;
 pub mod media;
 pub mod model;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::http::ServiceConfig;
 use crate::ingest::IngestConfig;
+use crate::packaging::hls::SegmentUrls;
 use crate::storage::index::{self, Index};
 use crate::storage::objects::{Objects, S3Settings};
 
@@ -99,6 +100,19 @@ pub struct FileConfig {
     /// Seconds an ingest object may stay allocated but unregistered before collection
     /// (covers uploads retried through an outage; default 3600).
     pub upload_allocation_timeout_secs: Option<u64>,
+    /// Segments in a live HLS playlist (sliding window).
+    pub hls_live_segments: Option<usize>,
+    /// Segment URIs in playlists: `drey` (served by drey's /media) or `presigned`
+    /// (presigned object-store URLs where the store can presign).
+    pub hls_segment_urls: Option<String>,
+    /// Milliseconds a generated playlist is reused before it is generated again.
+    pub hls_cache_ms: Option<u64>,
+    /// Longest a live playlist request with `_HLS_msn` waits for its segment, in ms.
+    pub hls_block_ms: Option<u64>,
+    /// Most segments one playlist may list.
+    pub hls_max_segments: Option<usize>,
+    /// Cache-Control max-age of finished (VOD) playlists, in seconds.
+    pub hls_vod_max_age_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -234,6 +248,31 @@ impl ServeConfig {
         }
         if let Some(n) = file.max_body_bytes {
             service.max_body_bytes = n;
+        }
+        let hls = &mut service.hls;
+        hls.presign_ttl = service.presign_ttl;
+        if let Some(n) = file.hls_live_segments {
+            if !(3..=1000).contains(&n) {
+                bail!("hls_live_segments must be between 3 and 1000");
+            }
+            hls.live_segments = n;
+        }
+        match file.hls_segment_urls.as_deref() {
+            None | Some("drey") => hls.segment_urls = SegmentUrls::Drey,
+            Some("presigned") => hls.segment_urls = SegmentUrls::Presigned,
+            Some(other) => bail!("hls_segment_urls must be \"drey\" or \"presigned\", not {other:?}"),
+        }
+        if let Some(ms) = file.hls_cache_ms {
+            hls.cache_ttl = Duration::from_millis(ms.min(60_000));
+        }
+        if let Some(ms) = file.hls_block_ms {
+            hls.block_timeout = Duration::from_millis(ms.min(60_000));
+        }
+        if let Some(n) = file.hls_max_segments {
+            hls.max_segments = n.max(1);
+        }
+        if let Some(s) = file.hls_vod_max_age_secs {
+            hls.vod_max_age_secs = s;
         }
         let rtmp = args
             .rtmp

@@ -2,13 +2,16 @@
 //! application; `main.rs` only parses arguments and calls into [`cmds`].
 //!
 //! - [`storage`]: the time index (SQLite / PostgreSQL) and the object store (local / S3).
-//! - [`http`]: the TAMS 8.2 API and drey's object URLs.
+//! - [`ingest`]: live RTMP ingest, cut into segments and stored as they close.
+//! - [`packaging`]: HLS playlists generated from the index.
+//! - [`http`]: the TAMS 8.2 API, playlists and drey's object URLs.
 //! - [`cmds`]: one module per subcommand (`serve`, `gc`).
 
 pub mod cmds;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod packaging;
 pub mod storage;
 pub mod util;
 

@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         objects.clone(),
         cfg.ingest.clone(),
         Arc::new(AllowAll),
+        state.events.clone(),
         ingest_stop.clone(),
     )?;
     ingest.drain_leftovers()?;

@@ -25,6 +25,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    /// The resource exists but cannot be given in the requested form (415).
+    #[error("{message}")]
+    Unsupported { field: String, message: String },
     #[error("range not satisfiable")]
     RangeNotSatisfiable { len: u64 },
     #[error("{0}")]
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,6 +73,11 @@ impl ApiError {
             ApiError::Conflict(m) => ("Conflict", m.clone(), None),
             ApiError::TooLarge { .. } => ("PayloadTooLarge", self.to_string(), None),
             ApiError::RangeNotSatisfiable { .. } => ("RangeNotSatisfiable", self.to_string(), None),
+            ApiError::Unsupported { field, message } => (
+                "UnsupportedMediaType",
+                format!("{field}: {message}"),
+                Some(field.clone()),
+            ),
             ApiError::Unavailable(m) => ("ServiceUnavailable", m.clone(), None),
             ApiError::Internal(_) => (
                 "InternalError",
@@ -129,6 +138,22 @@ impl From<ObjectError> for ApiError {
             ObjectError::TooLarge { limit } => ApiError::TooLarge { limit },
             ObjectError::Body(m) => ApiError::bad("body", m),
             other => ApiError::Unavailable(format!("object store: {other}")),
+        }
+    }
+}
+
+impl From<crate::packaging::hls::PlaylistError> for ApiError {
+    fn from(e: crate::packaging::hls::PlaylistError) -> Self {
+        use crate::packaging::hls::PlaylistError as P;
+        match e {
+            P::NotFound(m) => ApiError::NotFound(m),
+            P::Bad { field, message } => ApiError::bad(field, message),
+            P::Unsupported { field, message } => ApiError::Unsupported {
+                field: field.to_owned(),
+                message,
+            },
+            P::Index(e) => e.into(),
+            P::Objects(e) => e.into(),
         }
     }
 }

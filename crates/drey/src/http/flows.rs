@@ -437,6 +437,7 @@ pub(super) async fn delete_range(
             .delete_segments(id, &range, None, st.cfg.delete_chunk, unix_now_ns())
             .await?;
         if chunk.deleted > 0 {
+            st.events.changed(id);
             st.gc_wake.notify_one();
         }
         if !chunk.more {
@@ -507,6 +508,7 @@ pub async fn run_delete_request(st: &AppState, mut req: DeletionRequest) {
                 )
                 .await?;
             if chunk.deleted > 0 {
+                st.events.changed(req.flow_id);
                 st.gc_wake.notify_one();
             }
             req.updated = Some(drey_core::time::format_utc(time::OffsetDateTime::now_utc()));

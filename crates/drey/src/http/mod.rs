@@ -1,9 +1,11 @@
-//! The HTTP API: TAMS 8.2 at the root of the listener, drey's object URLs under `/media`,
+//! The HTTP API: TAMS 8.2 at the root of the listener, HLS playlists beside the flows and
+//! sources they play, drey's object URLs under `/media`,
 //! `/metrics` and `/openapi.json`. [`app`] builds the whole router so tests need no socket.
 //! Handlers live one file per group of operations; errors map to status codes in `error`.
 
 pub mod error;
 mod flows;
+mod hls;
 mod media;
 mod objects;
 mod paging;
@@ -38,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/service/storage-backends", get(service::storage_backends))
         .route("/sources", get(sources::list))
         .route("/sources/{source_id}", get(sources::get_one))
+        .route("/sources/{source_id}/playlist.m3u8", get(hls::source_playlist))
         .route("/sources/{source_id}/tags", get(sources::get_tags))
         .route(
             "/sources/{source_id}/tags/{name}",
@@ -58,6 +61,7 @@ pub fn app(state: AppState) -> Router {
                 .put(flows::put_one)
                 .delete(flows::delete_one),
         )
+        .route("/flows/{flow_id}/playlist.m3u8", get(hls::flow_playlist))
         .route("/flows/{flow_id}/tags", get(flows::get_tags))
         .route(
             "/flows/{flow_id}/tags/{name}",

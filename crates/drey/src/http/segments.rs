@@ -317,6 +317,9 @@ pub async fn post(
             }
         }
         metrics::counter!("drey_segments_registered_total").increment(stored);
+        if stored > 0 {
+            st.events.changed(id);
+        }
     }
 
     match (errors.is_empty(), first_error) {
@@ -399,6 +402,7 @@ pub async fn delete(
                     break;
                 }
             }
+            st.events.changed(id);
             st.gc_wake.notify_one();
             Ok(StatusCode::NO_CONTENT.into_response())
         }

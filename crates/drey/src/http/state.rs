@@ -7,6 +7,8 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
+use crate::packaging::hls::{Hls, HlsConfig};
+use crate::storage::events::SegmentEvents;
 use crate::storage::index::Index;
 use crate::storage::objects::Objects;
 
@@ -33,6 +35,8 @@ pub struct ServiceConfig {
     pub max_segments_per_post: usize,
     /// Largest number of object ids allocated by one storage POST.
     pub max_objects_per_allocation: usize,
+    /// HLS playlists.
+    pub hls: HlsConfig,
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +53,7 @@ impl Default for ServiceConfig {
             max_page_limit: 10_000,
             max_segments_per_post: 10_000,
             max_objects_per_allocation: 1000,
+            hls: HlsConfig::default(),
         }
     }
 }
@@ -63,13 +68,26 @@ pub struct AppState {
     /// Wakes the delete-request worker (after a 202).
     pub delete_wake: Arc<Notify>,
     pub metrics: Option<PrometheusHandle>,
+    /// Segment-change signals shared with live ingest.
+    pub events: Arc<SegmentEvents>,
+    /// Playlist generation and its cache.
+    pub hls: Arc<Hls>,
 }
 
 impl AppState {
     pub fn new(index: Arc<dyn Index>, objects: Arc<Objects>, cfg: ServiceConfig) -> Self {
+        let events = Arc::new(SegmentEvents::default());
+        let hls = Arc::new(Hls::new(
+            index.clone(),
+            objects.clone(),
+            events.clone(),
+            cfg.hls.clone(),
+        ));
         AppState {
             index,
             objects,
+            events,
+            hls,
             cfg: Arc::new(cfg),
             gc_wake: Arc::new(Notify::new()),
             delete_wake: Arc::new(Notify::new()),

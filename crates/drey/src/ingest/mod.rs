@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::storage::events::SegmentEvents;
 use crate::storage::index::Index;
 use crate::storage::objects::Objects;
 use auth::PublishAuth;
@@ -110,6 +111,8 @@ pub struct Ingest {
     pub objects: Arc<Objects>,
     pub cfg: IngestConfig,
     pub auth: Arc<dyn PublishAuth>,
+    /// Tells playlist readers that a segment was stored.
+    pub events: Arc<SegmentEvents>,
     pub spool: Arc<Spool>,
     /// Bounds uploads in flight across publishes.
     pub uploads: Semaphore,
@@ -131,6 +134,7 @@ impl Ingest {
         objects: Arc<Objects>,
         cfg: IngestConfig,
         auth: Arc<dyn PublishAuth>,
+        events: Arc<SegmentEvents>,
         stop: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes)?;
@@ -140,6 +144,7 @@ impl Ingest {
             uploads: Semaphore::new(cfg.upload_concurrency.max(1)),
             cfg,
             auth,
+            events,
             spool,
             live: Mutex::new(HashSet::new()),
             last_end: Mutex::new(HashMap::new()),

@@ -214,7 +214,10 @@ pub async fn store_segment(
     .into_iter()
     .next();
     match verdict {
-        Some(Ok(())) => Ok(StoreOutcome::Stored),
+        Some(Ok(())) => {
+            ing.events.changed(job.flow_id);
+            Ok(StoreOutcome::Stored)
+        }
         Some(Err(SegmentRejection::Overlap { timerange })) => {
             let q = SegmentQuery {
                 range: TimeRange::from_nanos(job.start_ns, job.end_ns),
