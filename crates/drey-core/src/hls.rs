@@ -238,6 +238,29 @@ impl MultivariantPlaylist {
     }
 }
 
+/// The file extension players expect for segments of a MIME type (ffmpeg, for one, refuses
+/// HLS segment URLs without a media extension).
+pub fn file_extension(mime: &str) -> Option<&'static str> {
+    match mime {
+        "video/mp2t" => Some("ts"),
+        "video/mp4" | "audio/mp4" | "application/mp4" => Some("mp4"),
+        "audio/aac" => Some("aac"),
+        _ => None,
+    }
+}
+
+/// True when a path or object id already ends in an extension HLS players accept.
+pub fn has_media_extension(path: &str) -> bool {
+    path.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty()
+            && !ext.contains('/')
+            && matches!(
+                ext,
+                "ts" | "mp4" | "m4s" | "m4a" | "m4v" | "aac" | "cmfv" | "cmfa"
+            )
+    })
+}
+
 /// The RFC 6381 string of an H.264 stream from its profile, constraint flags and level
 /// (`avc1.PPCCLL`).
 pub fn avc_codec_string(profile: u8, flags: u8, level: u8) -> String {
@@ -387,11 +410,19 @@ mod tests {
         assert_eq!(parsed.media_sequence, 7);
         assert_eq!(parsed.discontinuity_sequence, 2);
         assert_eq!(parsed.target_duration, 2);
-        assert_eq!(parsed.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
+        assert_eq!(
+            parsed.playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Event)
+        );
         assert!(!parsed.end_list);
         let durs: Vec<f32> = parsed.segments.iter().map(|s| s.duration).collect();
         assert_eq!(durs, vec![2.0, 2.0, 2.0]);
         assert!(parsed.segments[2].discontinuity && !parsed.segments[1].discontinuity);
-        assert!(parsed.segments.iter().all(|s| s.program_date_time.is_some()));
+        assert!(
+            parsed
+                .segments
+                .iter()
+                .all(|s| s.program_date_time.is_some())
+        );
     }
 }

@@ -260,7 +260,9 @@ impl ServeConfig {
         match file.hls_segment_urls.as_deref() {
             None | Some("drey") => hls.segment_urls = SegmentUrls::Drey,
             Some("presigned") => hls.segment_urls = SegmentUrls::Presigned,
-            Some(other) => bail!("hls_segment_urls must be \"drey\" or \"presigned\", not {other:?}"),
+            Some(other) => {
+                bail!("hls_segment_urls must be \"drey\" or \"presigned\", not {other:?}")
+            }
         }
         if let Some(ms) = file.hls_cache_ms {
             hls.cache_ttl = Duration::from_millis(ms.min(60_000));

@@ -112,6 +112,21 @@ pub(crate) fn parse_range(h: &str, len: u64) -> Result<std::ops::Range<u64>, ()>
     Ok(r)
 }
 
+/// `/hls/objects/{objectId}.{ext}`: the object, under a name with the media extension
+/// players want (playlists use it for object ids without one).
+pub async fn get_with_extension(
+    st: State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let Some((object_id, _ext)) = file.rsplit_once('.').filter(|(_, e)| !e.contains('/')) else {
+        return Err(ApiError::NotFound(format!(
+            "{file:?}: expected an object id followed by a file extension"
+        )));
+    };
+    get(st, Path(object_id.to_owned()), headers).await
+}
+
 pub async fn get(
     State(st): State<AppState>,
     Path(object_id): Path<String>,

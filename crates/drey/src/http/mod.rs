@@ -40,7 +40,10 @@ pub fn app(state: AppState) -> Router {
         .route("/service/storage-backends", get(service::storage_backends))
         .route("/sources", get(sources::list))
         .route("/sources/{source_id}", get(sources::get_one))
-        .route("/sources/{source_id}/playlist.m3u8", get(hls::source_playlist))
+        .route(
+            "/sources/{source_id}/playlist.m3u8",
+            get(hls::source_playlist),
+        )
         .route("/sources/{source_id}/tags", get(sources::get_tags))
         .route(
             "/sources/{source_id}/tags/{name}",
@@ -99,6 +102,7 @@ pub fn app(state: AppState) -> Router {
     // without the API timeout (large objects on slow links).
     let media = Router::new()
         .route("/media/{*object_id}", get(media::get).put(media::put))
+        .route("/hls/objects/{*file}", get(media::get_with_extension))
         .layer(DefaultBodyLimit::disable());
     api.merge(media)
         .layer(middleware::from_fn(record_metrics))

@@ -77,7 +77,15 @@ pub async fn allocate(
                     format!("must be between 1 and {max}"),
                 ));
             }
-            (0..n).map(|_| Id::new_v4().to_string()).collect()
+            // Ids carry the media's file extension, so that presigned object-store URLs
+            // in playlists end as players expect.
+            let ext = req
+                .content_type
+                .as_ref()
+                .map_or(container.as_str(), |c| c.as_str());
+            let ext =
+                drey_core::hls::file_extension(ext).map_or(String::new(), |e| format!(".{e}"));
+            (0..n).map(|_| format!("{}{ext}", Id::new_v4())).collect()
         }
     };
     let now = unix_now_ns();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use drey_core::hls::{
     MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistKind, Rendition, Variant,
-    avc_codec_string,
+    avc_codec_string, has_media_extension,
 };
 use drey_core::model::{Flow, FlowEssence, FlowStatus};
 use drey_core::{Id, TimeRange};
@@ -70,10 +70,16 @@ pub enum PlaylistError {
     #[error("{0}")]
     NotFound(String),
     #[error("{field}: {message}")]
-    Bad { field: &'static str, message: String },
+    Bad {
+        field: &'static str,
+        message: String,
+    },
     /// The flow's container or codec cannot be carried by HLS.
     #[error("{field}: {message}")]
-    Unsupported { field: &'static str, message: String },
+    Unsupported {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -277,7 +283,7 @@ impl Hls {
             .await?
             .ok_or_else(|| PlaylistError::NotFound(format!("flow {flow_id} does not exist")))?
             .value;
-        packaging(&flow)?;
+        let packaging = packaging(&flow)?;
         let live = flow.status == Some(FlowStatus::Ingesting);
         let max = self.cfg.max_segments;
         let query = |range: TimeRange, reverse: bool, limit: usize| SegmentQuery {
@@ -325,7 +331,9 @@ impl Hls {
                 .await?;
             return Err(PlaylistError::NotFound(match span {
                 Some(r) if !content.is_empty() => {
-                    format!("flow {flow_id} has no segments in timerange {r}; its content spans {content}")
+                    format!(
+                        "flow {flow_id} has no segments in timerange {r}; its content spans {content}"
+                    )
                 }
                 _ => format!("flow {flow_id} has no segments yet"),
             }));
@@ -333,9 +341,7 @@ impl Hls {
         let kind = match span {
             None if live => PlaylistKind::Live,
             None => PlaylistKind::Vod,
-            Some(r) if live && r.end_nanos().is_none_or(|e| e > last.end_ns) => {
-                PlaylistKind::Event
-            }
+            Some(r) if live && r.end_nanos().is_none_or(|e| e > last.end_ns) => PlaylistKind::Event,
             Some(_) => PlaylistKind::Vod,
         };
         let start_offset_s = span
@@ -347,7 +353,7 @@ impl Hls {
         } else {
             1
         };
-        let segments = self.media_segments(&rows).await?;
+        let segments = self.media_segments(&rows, packaging).await?;
         let playlist = MediaPlaylist {
             kind,
             media_sequence: first.seq,
@@ -384,8 +390,14 @@ impl Hls {
         self.cfg.segment_urls == SegmentUrls::Presigned && self.objects.can_presign()
     }
 
-    /// The URI of a controlled object.
-    async fn object_uri(&self, object_id: &str) -> Result<String> {
+    /// The URI of a controlled object. Players look at the extension (ffmpeg refuses
+    /// segment URLs without a media one): ids that have one are used as they are (and
+    /// presigned if so configured); others are served by drey under `/hls/objects/` with
+    /// `ext` appended.
+    async fn object_uri(&self, object_id: &str, ext: &str) -> Result<String> {
+        if !has_media_extension(object_id) {
+            return Ok(format!("../../hls/objects/{object_id}.{ext}"));
+        }
         if self.presigns()
             && let Some(url) = self
                 .objects
@@ -398,7 +410,15 @@ impl Hls {
         Ok(format!("../../media/{object_id}"))
     }
 
-    async fn media_segments(&self, rows: &[SegmentRow]) -> Result<Vec<MediaSegment>> {
+    async fn media_segments(
+        &self,
+        rows: &[SegmentRow],
+        packaging: Packaging,
+    ) -> Result<Vec<MediaSegment>> {
+        let ext = match packaging {
+            Packaging::Ts => "ts",
+            Packaging::Fmp4 => "mp4",
+        };
         // Init objects are few (usually one per publish): resolve each once.
         let mut init_ids: Vec<String> = rows
             .iter()
@@ -411,7 +431,7 @@ impl Hls {
             for o in self.index.get_objects(&init_ids).await? {
                 let uri = match (o.controlled, &o.external_urls) {
                     (false, Some(urls)) if !urls.is_empty() => urls[0].url.clone(),
-                    _ => self.object_uri(&o.id).await?,
+                    _ => self.object_uri(&o.id, "mp4").await?,
                 };
                 init_uris.insert(o.id, uri);
             }
@@ -420,7 +440,7 @@ impl Hls {
         for s in rows {
             let uri = match s.external_urls.as_deref() {
                 Some([u, ..]) => u.url.clone(),
-                _ => self.object_uri(&s.object_id).await?,
+                _ => self.object_uri(&s.object_id, ext).await?,
             };
             out.push(MediaSegment {
                 start_ns: s.start_ns,

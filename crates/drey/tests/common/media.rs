@@ -190,4 +190,3 @@ pub async fn metric(d: &Drey, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
-
