@@ -3,6 +3,8 @@
 //! stream into the store (bounded memory) and only to allocated ids; objects are
 //! immutable once they have bytes. Reads support one HTTP byte range.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -127,34 +129,68 @@ pub async fn get_with_extension(
     get(st, Path(object_id.to_owned()), headers).await
 }
 
+/// Size and content type of stored objects, which never change once stored: segment GETs
+/// (a player's every request) skip the index. Bounded; emptied when full. An entry that
+/// outlives its object (collected) leads to the store's 404; one whose id was reused after
+/// collection is corrected by the size the store reports.
+#[derive(Default)]
+pub struct StoredObjects(std::sync::Mutex<HashMap<String, (u64, Option<String>)>>);
+
+const STORED_OBJECTS_CACHED: usize = 100_000;
+
+impl StoredObjects {
+    fn get(&self, id: &str) -> Option<(u64, Option<String>)> {
+        self.0.lock().ok()?.get(id).cloned()
+    }
+
+    fn put(&self, id: &str, len: u64, content_type: Option<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= STORED_OBJECTS_CACHED {
+                m.clear();
+            }
+            m.insert(id.to_owned(), (len, content_type));
+        }
+    }
+}
+
 pub async fn get(
     State(st): State<AppState>,
     Path(object_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let o = row(&st, &object_id).await?;
-    if o.state != ObjectState::Stored {
-        return Err(ApiError::NotFound(format!(
-            "object {object_id:?} has no bytes yet"
-        )));
-    }
-    let len = match o.size {
-        Some(n) => u64::try_from(n).unwrap_or(0),
-        None => st
-            .objects
-            .head(&object_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("object {object_id:?} has no bytes")))?,
+    let (len, content_type) = match st.stored_objects.get(&object_id) {
+        Some(known) => known,
+        None => {
+            let o = row(&st, &object_id).await?;
+            if o.state != ObjectState::Stored {
+                return Err(ApiError::NotFound(format!(
+                    "object {object_id:?} has no bytes yet"
+                )));
+            }
+            let len = match o.size {
+                Some(n) => u64::try_from(n).unwrap_or(0),
+                None => st.objects.head(&object_id).await?.ok_or_else(|| {
+                    ApiError::NotFound(format!("object {object_id:?} has no bytes"))
+                })?,
+            };
+            st.stored_objects
+                .put(&object_id, len, o.content_type.clone());
+            (len, o.content_type)
+        }
     };
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(h) => Some(parse_range(h, len).map_err(|_| ApiError::RangeNotSatisfiable { len })?),
         None => None,
     };
     let read = st.objects.get(&object_id, range.clone()).await?;
+    if read.size != len {
+        st.stored_objects
+            .put(&object_id, read.size, content_type.clone());
+    }
+    let len = read.size;
     let mut resp = Response::new(Body::from_stream(read.body));
     let h = resp.headers_mut();
-    let ct = o
-        .content_type
+    let ct = content_type
         .as_deref()
         .unwrap_or("application/octet-stream");
     h.insert(

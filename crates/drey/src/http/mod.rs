@@ -6,7 +6,7 @@
 pub mod error;
 mod flows;
 mod hls;
-mod media;
+pub mod media;
 mod objects;
 mod paging;
 pub mod query;

@@ -72,6 +72,8 @@ pub struct AppState {
     pub events: Arc<SegmentEvents>,
     /// Playlist generation and its cache.
     pub hls: Arc<Hls>,
+    /// What segment GETs need of stored objects, kept off the index.
+    pub stored_objects: Arc<super::media::StoredObjects>,
 }
 
 impl AppState {
@@ -88,6 +90,7 @@ impl AppState {
             objects,
             events,
             hls,
+            stored_objects: Arc::default(),
             cfg: Arc::new(cfg),
             gc_wake: Arc::new(Notify::new()),
             delete_wake: Arc::new(Notify::new()),

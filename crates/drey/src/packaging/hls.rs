@@ -180,7 +180,14 @@ pub struct Hls {
     objects: Arc<Objects>,
     events: Arc<SegmentEvents>,
     cfg: HlsConfig,
-    cache: Mutex<HashMap<String, Arc<Rendered>>>,
+    cache: Mutex<HashMap<String, Slot>>,
+}
+
+/// One cached playlist and the lock that makes its rebuilds single-flight.
+#[derive(Default)]
+struct Slot {
+    rendered: Option<Arc<Rendered>>,
+    build: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Entries kept at most; beyond it the cache is emptied (a simple bound against a client
@@ -207,20 +214,65 @@ impl Hls {
         &self.cfg
     }
 
-    fn cached(&self, key: &str, version: u64) -> Option<Arc<Rendered>> {
-        let c = self.cache.lock().ok()?;
-        c.get(key)
-            .filter(|r| r.version == version && r.built.elapsed() < self.cfg.cache_ttl)
-            .cloned()
+    fn fresh(&self, r: &Rendered, version: u64) -> bool {
+        r.version == version && r.built.elapsed() < self.cfg.cache_ttl
     }
 
-    fn remember(&self, key: String, r: Arc<Rendered>) {
-        if let Ok(mut c) = self.cache.lock() {
-            if c.len() >= CACHE_ENTRIES {
+    /// The cached playlist for `key` if fresh; otherwise one build at a time per key (the
+    /// others wait for it), and while a rebuild that is only due to age runs, the previous
+    /// playlist is served.
+    async fn cached_or_build<F, Fut>(
+        &self,
+        key: &str,
+        version: u64,
+        build: F,
+    ) -> Result<Arc<Rendered>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Rendered>>,
+    {
+        let (stale, lock) = {
+            let mut c = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if c.len() >= CACHE_ENTRIES && !c.contains_key(key) {
                 c.clear();
             }
-            c.insert(key, r);
+            let slot = c.entry(key.to_owned()).or_default();
+            match &slot.rendered {
+                Some(r) if self.fresh(r, version) => {
+                    metrics::counter!("drey_hls_playlists_cached_total").increment(1);
+                    return Ok(r.clone());
+                }
+                Some(r) if r.version == version => (Some(r.clone()), slot.build.clone()),
+                _ => (None, slot.build.clone()),
+            }
+        };
+        let _guard = match (stale, lock.clone().try_lock_owned()) {
+            (Some(stale), Err(_)) => {
+                metrics::counter!("drey_hls_playlists_cached_total").increment(1);
+                return Ok(stale);
+            }
+            (_, Ok(g)) => g,
+            (None, Err(_)) => lock.lock_owned().await,
+        };
+        // Whoever held the lock may have just built it.
+        if let Some(r) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(key).and_then(|s| s.rendered.clone()))
+            .filter(|r| self.fresh(r, version))
+        {
+            return Ok(r);
         }
+        metrics::counter!("drey_hls_playlists_built_total").increment(1);
+        let r = Arc::new(build().await?);
+        if let Ok(mut c) = self.cache.lock() {
+            c.entry(key.to_owned()).or_default().rendered = Some(r.clone());
+        }
+        Ok(r)
     }
 
     /// The media playlist of `flow` over `span` (`None`: live window, or the whole flow
@@ -240,14 +292,9 @@ impl Hls {
         let mut changes = self.events.subscribe();
         loop {
             let version = self.events.version(flow);
-            let r = match self.cached(&key, version) {
-                Some(r) => r,
-                None => {
-                    let r = Arc::new(self.build_flow(flow, span, version).await?);
-                    self.remember(key.clone(), r.clone());
-                    r
-                }
-            };
+            let r = self
+                .cached_or_build(&key, version, || self.build_flow(flow, span, version))
+                .await?;
             let Some(m) = msn.filter(|m| r.kind != PlaylistKind::Vod && *m > r.last_seq) else {
                 return Ok(r);
             };
@@ -262,6 +309,7 @@ impl Hls {
             }
             let now = Instant::now();
             if now >= deadline {
+                metrics::counter!("drey_hls_block_timeouts_total").increment(1);
                 return Ok(r);
             }
             // A write on this instance wakes us at once; writes on other instances show
@@ -463,9 +511,11 @@ impl Hls {
     /// playlist URI.
     pub async fn source_playlist(&self, source_id: Id, query: &str) -> Result<Arc<Rendered>> {
         let key = format!("s|{source_id}|{query}");
-        if let Some(r) = self.cached(&key, 0) {
-            return Ok(r);
-        }
+        self.cached_or_build(&key, 0, || self.build_source(source_id, query))
+            .await
+    }
+
+    async fn build_source(&self, source_id: Id, query: &str) -> Result<Rendered> {
         let source = self
             .index
             .get_source(source_id)
@@ -567,7 +617,7 @@ impl Hls {
             });
         }
         let body = Bytes::from(m.render());
-        let r = Arc::new(Rendered {
+        Ok(Rendered {
             etag: etag_of(&body),
             body,
             cache_control: "public, max-age=2".to_owned(),
@@ -575,9 +625,7 @@ impl Hls {
             last_seq: 0,
             built: Instant::now(),
             version: 0,
-        });
-        self.remember(key, r.clone());
-        Ok(r)
+        })
     }
 
     /// What the multivariant playlist says of one flow.

@@ -40,6 +40,8 @@ pub enum ObjectError {
     Body(String),
     #[error("object larger than the {limit} byte limit")]
     TooLarge { limit: u64 },
+    #[error("reading a local object: {0}")]
+    Io(std::io::Error),
 }
 
 /// Which store holds the objects.
@@ -80,6 +82,47 @@ impl S3Settings {
 }
 
 /// A readable object body with its length and the byte range it covers.
+/// Bytes per blocking read of a local file.
+const FILE_CHUNK: u64 = 1024 * 1024;
+
+/// Reads `len` bytes of `file` at `pos` into a new buffer (no zero-filling first).
+fn read_chunk(file: &std::fs::File, pos: u64, len: u64) -> std::io::Result<Bytes> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file;
+    f.seek(SeekFrom::Start(pos))?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(len).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "object shorter than its size",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// `range` of a local file as a stream of chunks of up to [`FILE_CHUNK`] bytes.
+fn file_chunks(
+    file: Arc<std::fs::File>,
+    range: Range<u64>,
+) -> impl Stream<Item = Result<Bytes, ObjectError>> + Send + 'static {
+    futures::stream::try_unfold(range.start, move |pos| {
+        let file = file.clone();
+        let end = range.end;
+        async move {
+            if pos >= end {
+                return Ok(None);
+            }
+            let len = (end - pos).min(FILE_CHUNK);
+            let buf = tokio::task::spawn_blocking(move || read_chunk(&file, pos, len))
+                .await
+                .map_err(|e| ObjectError::Io(std::io::Error::other(e)))?
+                .map_err(ObjectError::Io)?;
+            Ok(Some((buf, pos + len)))
+        }
+    })
+}
+
 pub struct ObjectRead {
     pub size: u64,
     pub range: Range<u64>,
@@ -89,6 +132,8 @@ pub struct ObjectRead {
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     signer: Option<Arc<AmazonS3>>,
+    /// The local directory store, read directly on the GET path (see [`Objects::get`]).
+    local: Option<Arc<LocalFileSystem>>,
     backend: Backend,
     storage_id: Id,
 }
@@ -105,14 +150,11 @@ impl Objects {
         let root = root
             .canonicalize()
             .map_err(|e| ObjectError::Config(format!("{}: {e}", root.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        let fs = Arc::new(LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true));
         let id_name = format!("file://{}", root.display());
-        Ok(Self::wrap(
-            Arc::new(fs),
-            None,
-            Backend::Local { root },
-            &id_name,
-        ))
+        let mut o = Self::wrap(fs.clone(), None, Backend::Local { root }, &id_name);
+        o.local = Some(fs);
+        Ok(o)
     }
 
     pub fn memory() -> Self {
@@ -169,6 +211,7 @@ impl Objects {
         Objects {
             store: Arc::new(LimitStore::new(store, MAX_STORE_REQUESTS)),
             signer,
+            local: None,
             backend,
             storage_id: Id::new_v5(&ns, id_name.as_bytes()),
         }
@@ -298,6 +341,9 @@ impl Objects {
         object_id: &str,
         range: Option<Range<u64>>,
     ) -> Result<ObjectRead, ObjectError> {
+        if let Some(fs) = &self.local {
+            return Self::get_local(fs, object_id, range).await;
+        }
         let opts = GetOptions {
             range: range.map(GetRange::Bounded),
             ..Default::default()
@@ -311,9 +357,63 @@ impl Objects {
         };
         let size = res.meta.size;
         let range = res.range.clone();
-        let body = res
-            .into_stream()
-            .map(|r| r.map_err(ObjectError::from))
+        let body = match res.payload {
+            // A local file: object_store would read it 8 KiB per blocking task; read large
+            // chunks instead (one blocking read for a typical segment).
+            object_store::GetResultPayload::File(file, _) => {
+                file_chunks(Arc::new(file), range.clone()).boxed()
+            }
+            payload @ object_store::GetResultPayload::Stream(_) => {
+                object_store::GetResult { payload, ..res }
+                    .into_stream()
+                    .map(|r| r.map_err(ObjectError::from))
+                    .boxed()
+            }
+        };
+        Ok(ObjectRead { size, range, body })
+    }
+
+    /// [`Objects::get`] for the local directory: open, size and the first chunk in one
+    /// blocking task (a typical segment is then served from that one read).
+    async fn get_local(
+        fs: &LocalFileSystem,
+        object_id: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectRead, ObjectError> {
+        let path = fs.path_to_filesystem(&Self::key(object_id)?)?;
+        let id = object_id.to_owned();
+        let (file, size, range, first) = tokio::task::spawn_blocking(move || {
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ObjectError::NotFound(id));
+                }
+                Err(e) => return Err(ObjectError::Io(e)),
+            };
+            let size = file.metadata().map_err(ObjectError::Io)?.len();
+            let range = match range {
+                Some(r) if r.start < size => r.start..r.end.min(size),
+                Some(_) => {
+                    return Err(ObjectError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "range starts past the end of the object",
+                    )));
+                }
+                None => 0..size,
+            };
+            let first = read_chunk(
+                &file,
+                range.start,
+                (range.end - range.start).min(FILE_CHUNK),
+            )
+            .map_err(ObjectError::Io)?;
+            Ok((file, size, range, first))
+        })
+        .await
+        .map_err(|e| ObjectError::Io(std::io::Error::other(e)))??;
+        let rest = file_chunks(Arc::new(file), range.start + first.len() as u64..range.end);
+        let body = futures::stream::once(futures::future::ready(Ok(first)))
+            .chain(rest)
             .boxed();
         Ok(ObjectRead { size, range, body })
     }
