@@ -10,7 +10,9 @@ then measures with wrk (loopback, keep-alive):
      playlist revalidated with If-None-Match (304), and the live window of the same flow;
   2. segment GETs through drey (`/media/{id}`, streamed from the object store) against
      nginx serving the same 30 files from disk (sendfile on), side by side, alternating
-     drey/nginx/drey/nginx, reporting requests/s and the drey/nginx ratio.
+     drey/nginx/drey/nginx, reporting requests/s and the drey/nginx ratio;
+  3. the one-hour playlist with the playlist cache off, one connection: what generating
+     it from the index costs.
 
 Usage: bench/hls/run.py [--drey target/release/drey] [--duration 10] [--connections 32]
 Needs: wrk, nginx, ffmpeg (Debian packages), a release build of drey.
@@ -204,6 +206,20 @@ http {{
         best = {k: max(r["rps"] for r in v) for k, v in runs.items()}
         results["segment_ratio"] = best["drey"] / best["nginx"]
         results["segment_bytes_avg"] = sum(map(len, blobs)) // len(blobs)
+
+        # 3. The cost of generating the hour from the index: the same data, cache off,
+        #    one connection (every request builds the 1800-segment playlist).
+        drey.send_signal(signal.SIGTERM)
+        drey.wait(timeout=20)
+        conf2 = os.path.join(work, "nocache.toml")
+        with open(conf2, "w") as fh:
+            fh.write("hls_cache_ms = 0\n")
+        drey = subprocess.Popen([a.drey, "serve", "--data-dir", os.path.join(work, "data"),
+                                 "--http", f"127.0.0.1:{port}", "--rtmp", "off", "--config", conf2],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "drey2.log"), "w"))
+        procs.append(drey)
+        wait_http(base + "/service")
+        results["playlist_1h_uncached_c1"] = wrk(pl_url, a.duration, 1)
         print(json.dumps(results, indent=2))
     finally:
         for p in procs:
