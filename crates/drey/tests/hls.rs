@@ -217,6 +217,67 @@ async fn live_publish_plays_live_then_as_vod(backend: Backend) {
     assert!((p.duration - 20.0).abs() <= 2.1, "{}", p.duration);
 }
 
+/// A publisher that reconnects: the second publish continues the flow; its first segment
+/// is marked `EXT-X-DISCONTINUITY` (its timestamps restart), the discontinuity sequence
+/// counts it once the window has slid past, and the whole recording still decodes.
+async fn reconnect_is_a_discontinuity(backend: Backend) {
+    let Some(d) = Drey::start(backend, "hls_live_segments = 3").await else {
+        return;
+    };
+    wait_ok(publish(&d.rtmp_url("hlsre"), 6, false));
+    let id = mux_flow(&d, "hlsre").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_idle(&d, &id).await;
+    let url = d.url(&format!("/flows/{id}/playlist.m3u8"));
+    let first = playlist(&url).await;
+    assert_eq!(first.matches("#EXT-X-DISCONTINUITY").count(), 0, "{first}");
+    let n1 = first.matches("#EXTINF").count();
+    assert_eq!(n1, 3);
+
+    let second = publish(&d.rtmp_url("hlsre"), 10, true);
+    // While it is live: the window straddles the reconnect, then slides past it.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut saw_straddle = false;
+    loop {
+        let (status, text) = get_text(&url).await;
+        assert_eq!(status, 200, "{text}");
+        if text.contains("PLAYLIST-TYPE") {
+            // Not yet live again (the flow status flips when the publish is accepted).
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let seq: i64 = tag_value(&text, "#EXT-X-MEDIA-SEQUENCE:")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let dseq =
+            tag_value(&text, "#EXT-X-DISCONTINUITY-SEQUENCE:").map_or(0, |v| v.parse().unwrap());
+        if text.contains("#EXT-X-DISCONTINUITY\n") {
+            saw_straddle = true;
+            assert_eq!(dseq, 0, "the discontinuity is still in the window\n{text}");
+        }
+        if seq >= 3 + 1 {
+            // The first segment of the second publish (seq 3) has left the window.
+            assert_eq!(dseq, 1, "{text}");
+            assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(saw_straddle, "never saw a window with the reconnect in it");
+    wait_ok(second);
+    wait_idle(&d, &id).await;
+    let vod = playlist(&url).await;
+    assert_eq!(vod.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{vod}");
+    let p = probe_url(&url);
+    assert_eq!(p.video_frames, 400, "6 s + 10 s at 25 fps");
+    let errors = decode_errors(Path::new(&url));
+    assert!(errors.is_empty(), "{errors}");
+}
+
 /// Cuts `secs` of testsrc2 + sine into HLS segments with ffmpeg: MPEG-TS, or fMP4 with an
 /// init section. Returns the init file (fMP4) and the segment files in order.
 fn encode_segments(
@@ -415,6 +476,7 @@ async fn tams_client_flows_play(backend: Backend) {
 both_backends! {
     live_then_vod => super::live_publish_plays_live_then_as_vod;
     tams_client => super::tams_client_flows_play;
+    reconnect => super::reconnect_is_a_discontinuity;
 }
 
 async fn json_error(resp: reqwest::Response) -> (u16, Value) {
