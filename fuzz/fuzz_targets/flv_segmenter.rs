@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(w[0].end_ms, w[1].start_ms);
     }
     for s in &out {
-        assert_eq!(s.data.len() % 188, 0);
+        assert_eq!(s.ts.len() % 188, 0);
         assert!(s.end_ms > s.start_ms);
     }
 });

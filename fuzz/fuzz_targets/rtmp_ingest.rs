@@ -25,7 +25,7 @@ fuzz_target!(
     let Some((&chunk, bytes)) = data.split_first() else { return };
     if let Ok(segments) = replay(bytes, usize::from(chunk).max(1) * 64) {
         for s in segments {
-            assert_eq!(s.data.len() % 188, 0);
+            assert_eq!(s.ts.len() % 188, 0);
             assert!(s.end_ms > s.start_ms);
         }
     }

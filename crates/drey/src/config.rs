@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::http::ServiceConfig;
-use crate::ingest::IngestConfig;
+use crate::ingest::{IngestConfig, SegmentFormat};
 use crate::packaging::hls::SegmentUrls;
 use crate::storage::index::{self, Index};
 use crate::storage::objects::{Objects, S3Settings};
@@ -100,6 +100,8 @@ pub struct FileConfig {
     /// Seconds an ingest object may stay allocated but unregistered before collection
     /// (covers uploads retried through an outage; default 3600).
     pub upload_allocation_timeout_secs: Option<u64>,
+    /// Segment formats of live ingest, each a flow: `["ts"]` (default), `["fmp4"]` or both.
+    pub rtmp_outputs: Option<Vec<String>>,
     /// Segments in a live HLS playlist (sliding window).
     pub hls_live_segments: Option<usize>,
     /// Segment URIs in playlists: `drey` (served by drey's /media) or `presigned`
@@ -327,6 +329,21 @@ impl ServeConfig {
         }
         if let Some(s) = file.upload_allocation_timeout_secs {
             ingest.allocation_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(outs) = &file.rtmp_outputs {
+            let mut formats = Vec::new();
+            for o in outs {
+                let f = SegmentFormat::parse(o).ok_or_else(|| {
+                    anyhow::anyhow!("rtmp_outputs: {o:?} is not \"ts\" or \"fmp4\"")
+                })?;
+                if !formats.contains(&f) {
+                    formats.push(f);
+                }
+            }
+            if formats.is_empty() {
+                bail!("rtmp_outputs must name at least one of \"ts\", \"fmp4\"");
+            }
+            ingest.outputs = formats;
         }
         if let Some(ms) = file.upload_timeout_ms {
             ingest.op_timeout = Duration::from_millis(ms.max(100));

@@ -274,11 +274,91 @@ async fn kill_9_during_outage_then_drain(backend: Backend) {
     }
 }
 
+/// Both outputs: an MPEG-TS flow and a fragmented-MP4 flow of one source, cut at the same
+/// instants. The MP4 segments reference one init object; init + segments decode to the
+/// same 500 frames, and the MP4 flow plays as HLS with EXT-X-MAP.
+async fn fmp4_output_beside_ts(backend: Backend) {
+    let Some(d) = Drey::start(backend, "rtmp_outputs = [\"ts\", \"fmp4\"]").await else {
+        return;
+    };
+    wait_ok(publish(&d.rtmp_url("cmaf"), 20, false));
+    let flows = get_json(&d.url("/flows?label=cmaf&format=urn:x-nmos:format:multi")).await;
+    let flows = flows.as_array().unwrap();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    let ts = flows
+        .iter()
+        .find(|f| f["container"] == "video/mp2t")
+        .unwrap();
+    let mp4 = flows
+        .iter()
+        .find(|f| f["container"] == "video/mp4")
+        .unwrap();
+    assert_eq!(ts["source_id"], mp4["source_id"]);
+    assert_eq!(mp4["essence_parameters"]["init_segments"], true);
+    let (ts_id, mp4_id) = (ts["id"].as_str().unwrap(), mp4["id"].as_str().unwrap());
+    wait_idle(&d, ts_id).await;
+    wait_idle(&d, mp4_id).await;
+    let ts_segs = segments(&d, ts_id).await;
+    let mp4_segs = segments(&d, mp4_id).await;
+    assert_eq!(mp4_segs.len(), 10);
+    let ranges = |v: &[Value]| v.iter().map(range_ns).collect::<Vec<_>>();
+    assert_eq!(
+        ranges(&ts_segs),
+        ranges(&mp4_segs),
+        "cut at the same instants"
+    );
+    let init = mp4_segs[0]["init_object"]["object_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(init.ends_with(".mp4"), "{init}");
+    for s in &mp4_segs {
+        assert_eq!(s["init_object"]["object_id"], init.as_str());
+        assert!(s["object_id"].as_str().unwrap().ends_with(".mp4"));
+    }
+    // init + every segment, as one file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.mp4");
+    let init_url = mp4_segs[0]["init_object"]["get_urls"][0]["url"]
+        .as_str()
+        .unwrap();
+    let mut all = reqwest::get(init_url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let body = dir.path().join("body");
+    download(&mp4_segs, &body).await;
+    all.extend(std::fs::read(&body).unwrap());
+    std::fs::write(&file, all).unwrap();
+    let p = probe(&file);
+    assert_eq!(p.video_frames, 500);
+    assert!(
+        (930..=945).contains(&p.audio_frames),
+        "audio frames {}",
+        p.audio_frames
+    );
+    // The MP4 timeline is the TS one: media time = stream time + 10 s (PTS_OFFSET_MS), and
+    // a file with no edit list counts from zero.
+    assert!((p.duration - 30.0).abs() <= 0.5, "duration {}", p.duration);
+    assert_eq!(decode_errors(&file), "");
+    // HLS over the MP4 flow.
+    let url = d.url(&format!("/flows/{mp4_id}/playlist.m3u8"));
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert_eq!(text.matches("#EXT-X-MAP:").count(), 1, "{text}");
+    let p = probe(std::path::Path::new(&url));
+    assert_eq!(p.video_frames, 500);
+    assert_eq!(decode_errors(std::path::Path::new(&url)), "");
+}
+
 both_backends! {
     publish_20s => super::publish_20s_decodes;
     republish => super::republish_continues_after_a_gap;
     store_outage => super::store_outage_loses_nothing;
     kill_9 => super::kill_9_during_outage_then_drain;
+    fmp4_output => super::fmp4_output_beside_ts;
 }
 
 /// Bad publishers get closed with a logged reason while a good one goes on.

@@ -4,11 +4,14 @@
 pub mod aac;
 pub mod avc;
 pub mod flv;
+pub mod fmp4;
 pub mod rtmp;
 pub mod segmenter;
 pub mod ts;
 
-pub use segmenter::{AudioInfo, LiveSegmenter, SegmenterConfig, StreamInfo, TsSegment, VideoInfo};
+pub use segmenter::{
+    AudioInfo, LiveSegmenter, Mp4Segment, Segment, SegmenterConfig, StreamInfo, VideoInfo,
+};
 
 /// Why a publisher's media was refused. Every variant names what was wrong, so the
 /// connection can be closed with a reason a human can act on.

@@ -11,7 +11,7 @@ use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 
-use super::{LiveSegmenter, MediaError, SegmenterConfig, TsSegment};
+use super::{LiveSegmenter, MediaError, Segment, SegmenterConfig};
 
 /// What the publisher did.
 #[derive(Debug, Clone, PartialEq)]
@@ -252,7 +252,7 @@ pub enum ReplayError {
 /// A live client waits for the answer to each command before sending the next; rml_rtmp
 /// ignores commands that arrive before the previous request was accepted. So until the
 /// publish is accepted the capture is fed one byte at a time, like a client waiting.
-pub fn replay(client: &[u8], chunk: usize) -> Result<Vec<TsSegment>, ReplayError> {
+pub fn replay(client: &[u8], chunk: usize) -> Result<Vec<Segment>, ReplayError> {
     let mut server = RtmpServer::new();
     let mut seg: Option<LiveSegmenter> = None;
     let mut out = Vec::new();

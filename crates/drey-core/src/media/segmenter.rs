@@ -1,12 +1,23 @@
-//! The live segmenter: FLV video/audio tag bodies with RTMP timestamps in, MPEG-TS segments
-//! out, each starting with PAT/PMT and a keyframe (with SPS/PPS) so it stands alone. Cuts
-//! at the first keyframe at or after the target duration; times are exact and contiguous.
+//! The live segmenter: FLV video/audio tag bodies with RTMP timestamps in, segments out:
+//! MPEG-TS (each starting with PAT/PMT and a keyframe with SPS/PPS, so it stands alone)
+//! and/or fragmented MP4 (`moof` + `mdat` against an initialisation segment). Cuts at the
+//! first keyframe at or after the target duration; times are exact and contiguous, and both
+//! formats carry the same media timeline (stream time + `PTS_OFFSET_MS`).
+
+use std::sync::Arc;
 
 use super::MediaError;
 use super::aac::AacConfig;
 use super::avc::{self, AvcConfig};
 use super::flv::{self, AudioPacket, VideoPacket};
+use super::fmp4::{self, AudioTrack, Sample, TrackRun, VideoTrack};
 use super::ts::{self, Pes, Program, TsWriter};
+
+/// Track ids of the fragmented MP4 output.
+pub const MP4_VIDEO_TRACK: u32 = 1;
+pub const MP4_AUDIO_TRACK: u32 = 2;
+/// Samples per AAC frame (the core codec's; HE-AAC's SBR doubles the output rate, not this).
+const AAC_FRAME: u32 = 1024;
 
 /// Offset added to every TS timestamp so that audio slightly ahead of the first keyframe,
 /// and negative composition offsets, never go below zero: media time = stream time + 10 s.
@@ -29,6 +40,10 @@ pub struct SegmenterConfig {
     pub keyframe_wait_ms: i64,
     /// Refuse a segment that grows past this many bytes (a stream with no keyframes).
     pub max_segment_bytes: usize,
+    /// Write MPEG-TS segments.
+    pub ts: bool,
+    /// Write fragmented MP4 segments (and initialisation segments).
+    pub fmp4: bool,
 }
 
 impl Default for SegmenterConfig {
@@ -39,6 +54,8 @@ impl Default for SegmenterConfig {
             max_forward_jump_ms: 60_000,
             keyframe_wait_ms: 10_000,
             max_segment_bytes: 256 << 20,
+            ts: true,
+            fmp4: false,
         }
     }
 }
@@ -69,10 +86,13 @@ pub struct StreamInfo {
 }
 
 /// One closed segment. Times are milliseconds on the stream's timeline, whose zero is the
-/// first media timestamp of the publish; the TS inside carries `time + PTS_OFFSET_MS`.
+/// first media timestamp of the publish; the media inside carries `time + PTS_OFFSET_MS`.
 #[derive(Debug, Clone)]
-pub struct TsSegment {
-    pub data: Vec<u8>,
+pub struct Segment {
+    /// The MPEG-TS segment (empty when TS output is off).
+    pub ts: Vec<u8>,
+    /// The fragmented MP4 segment, when that output is on.
+    pub mp4: Option<Mp4Segment>,
     /// Sequence number within the publish, from 0.
     pub index: u64,
     pub start_ms: i64,
@@ -82,8 +102,30 @@ pub struct TsSegment {
     pub audio_frames: u32,
 }
 
+/// A fragmented MP4 media segment and the initialisation segment it needs.
+#[derive(Debug, Clone)]
+pub struct Mp4Segment {
+    pub data: Vec<u8>,
+    pub init: Arc<Vec<u8>>,
+    /// Changes (from 0) whenever the codec configuration, hence the init segment, changes.
+    pub init_version: u32,
+}
+
+/// Samples of the open segment for the fragmented MP4 output.
+#[derive(Default)]
+struct Mp4Open {
+    /// (decode time 90 kHz, composition offset, sync) per video sample.
+    video: Vec<(u64, i32, bool)>,
+    video_sizes: Vec<u32>,
+    video_data: Vec<u8>,
+    audio_base: Option<u64>,
+    audio_sizes: Vec<u32>,
+    audio_data: Vec<u8>,
+}
+
 struct Open {
     data: Vec<u8>,
+    mp4: Option<Mp4Open>,
     start_ms: i64,
     key_frame_count: u32,
     video_frames: u32,
@@ -132,6 +174,16 @@ pub struct LiveSegmenter {
     base: Option<i64>,
     avc: Option<AvcConfig>,
     aac: Option<AacConfig>,
+    /// The raw AVCDecoderConfigurationRecord and AudioSpecificConfig (for `avcC`/`esds`).
+    avc_record: Vec<u8>,
+    aac_asc: Vec<u8>,
+    /// The current MP4 initialisation segment and its version.
+    init: Option<Arc<Vec<u8>>>,
+    init_version: u32,
+    /// The codec configuration changed: the next segment needs a new init segment.
+    init_stale: bool,
+    /// Decode time (audio timescale) of the next audio sample, continuous across segments.
+    audio_next: Option<u64>,
     /// Metadata or a sequence header said the stream has video.
     expect_video: bool,
     /// Segmenting began without video: the program is audio only.
@@ -158,6 +210,12 @@ impl LiveSegmenter {
             base: None,
             avc: None,
             aac: None,
+            avc_record: Vec::new(),
+            aac_asc: Vec::new(),
+            init: None,
+            init_version: 0,
+            init_stale: false,
+            audio_next: None,
             expect_video: false,
             audio_only: false,
             writer: TsWriter::default(),
@@ -222,10 +280,26 @@ impl LiveSegmenter {
             video: !self.audio_only,
             audio: self.aac.is_some() || self.audio_only,
         });
-        let mut data = Vec::with_capacity(self.last_size + self.last_size / 8);
-        self.writer.write_tables(&mut data, program);
+        let mut data = Vec::new();
+        if self.cfg.ts {
+            data.reserve(self.last_size + self.last_size / 8);
+            self.writer.write_tables(&mut data, program);
+        }
+        let mp4 = if self.cfg.fmp4 {
+            if self.init.is_none() || self.init_stale {
+                if self.init.is_some() {
+                    self.init_version += 1;
+                }
+                self.init = Some(Arc::new(self.init_segment(program)));
+                self.init_stale = false;
+            }
+            Some(Mp4Open::default())
+        } else {
+            None
+        };
         self.open = Some(Open {
             data,
+            mp4,
             start_ms,
             key_frame_count: 0,
             video_frames: 0,
@@ -233,13 +307,92 @@ impl LiveSegmenter {
         });
     }
 
-    fn close_segment(&mut self, end_ms: i64) -> Option<TsSegment> {
-        let open = self.open.take()?;
+    fn init_segment(&self, program: Program) -> Vec<u8> {
+        let video = match (&self.avc, program.video) {
+            (Some(c), true) => Some(VideoTrack {
+                track_id: MP4_VIDEO_TRACK,
+                width: c.width,
+                height: c.height,
+                avcc: &self.avc_record,
+            }),
+            _ => None,
+        };
+        let audio = match (&self.aac, program.audio) {
+            (Some(c), true) => Some(AudioTrack {
+                track_id: MP4_AUDIO_TRACK,
+                sample_rate: c.core_sample_rate(),
+                channels: u16::try_from(c.channels()).unwrap_or(2),
+                asc: &self.aac_asc,
+            }),
+            _ => None,
+        };
+        fmp4::init_segment(video.as_ref(), audio.as_ref())
+    }
+
+    /// The fragmented MP4 media segment of `m`; `next_dts90` is the decode time of the
+    /// video sample after the last one (sets its duration), when known.
+    fn mp4_segment(&self, index: u64, m: Mp4Open, next_dts90: Option<u64>) -> Mp4Segment {
+        let default_dur = u32::try_from(self.video_frame_ms.max(1) * 90).unwrap_or(3600);
+        let mut video = Vec::with_capacity(m.video.len());
+        for (i, &(dts, cto, sync)) in m.video.iter().enumerate() {
+            let next = m.video.get(i + 1).map(|n| n.0).or(next_dts90);
+            let duration = next
+                .and_then(|n| u32::try_from(n.saturating_sub(dts)).ok())
+                .filter(|d| *d > 0)
+                .unwrap_or(default_dur);
+            video.push(Sample {
+                duration,
+                size: m.video_sizes[i],
+                sync,
+                composition_offset: cto,
+            });
+        }
+        let audio: Vec<Sample> = m
+            .audio_sizes
+            .iter()
+            .map(|&size| Sample {
+                duration: AAC_FRAME,
+                size,
+                sync: true,
+                composition_offset: 0,
+            })
+            .collect();
+        let mut runs = Vec::with_capacity(2);
+        if let Some(&(dts, _, _)) = m.video.first() {
+            runs.push(TrackRun {
+                track_id: MP4_VIDEO_TRACK,
+                base_decode_time: dts,
+                samples: &video,
+                data: &m.video_data,
+            });
+        }
+        if let (Some(base), false) = (m.audio_base, audio.is_empty()) {
+            runs.push(TrackRun {
+                track_id: MP4_AUDIO_TRACK,
+                base_decode_time: base,
+                samples: &audio,
+                data: &m.audio_data,
+            });
+        }
+        Mp4Segment {
+            data: fmp4::media_segment(u32::try_from(index + 1).unwrap_or(u32::MAX), &runs),
+            init: self.init.clone().unwrap_or_default(),
+            init_version: self.init_version,
+        }
+    }
+
+    fn close_segment(&mut self, end_ms: i64, next_dts_ms: Option<i64>) -> Option<Segment> {
+        let mut open = self.open.take()?;
         self.last_size = open.data.len();
         let index = self.next_index;
         self.next_index += 1;
-        Some(TsSegment {
-            data: open.data,
+        let mp4 = open
+            .mp4
+            .take()
+            .map(|m| self.mp4_segment(index, m, next_dts_ms.map(Self::ts90)));
+        Some(Segment {
+            ts: open.data,
+            mp4,
             index,
             start_ms: open.start_ms,
             end_ms: end_ms.max(open.start_ms + 1),
@@ -251,7 +404,13 @@ impl LiveSegmenter {
 
     fn check_size(&self) -> Result<(), MediaError> {
         match &self.open {
-            Some(o) if o.data.len() > self.cfg.max_segment_bytes => {
+            Some(o)
+                if o.data.len()
+                    + o.mp4
+                        .as_ref()
+                        .map_or(0, |m| m.video_data.len() + m.audio_data.len())
+                    > self.cfg.max_segment_bytes =>
+            {
                 Err(MediaError::SegmentTooLarge(self.cfg.max_segment_bytes))
             }
             _ => Ok(()),
@@ -259,17 +418,17 @@ impl LiveSegmenter {
     }
 
     /// Feeds one video message. Returns the segment this keyframe closed, if any.
-    pub fn push_video(
-        &mut self,
-        raw_ts: u32,
-        body: &[u8],
-    ) -> Result<Option<TsSegment>, MediaError> {
+    pub fn push_video(&mut self, raw_ts: u32, body: &[u8]) -> Result<Option<Segment>, MediaError> {
         let (keyframe, cts, data) = match flv::parse_video(body)? {
             VideoPacket::SequenceHeader(record) => {
                 if self.audio_only {
                     return Err(MediaError::LateVideo);
                 }
                 self.avc = Some(AvcConfig::parse(record)?);
+                if self.avc_record != record {
+                    self.init_stale = self.init.is_some();
+                    self.avc_record = record.to_vec();
+                }
                 self.expect_video = true;
                 return Ok(None);
             }
@@ -308,13 +467,35 @@ impl LiveSegmenter {
                 self.waiting_since = None;
                 self.open_segment(pts_ms);
             }
-            Some(open) if is_key && pts_ms - open.start_ms >= self.cfg.target_duration_ms => {
-                closed = self.close_segment(pts_ms);
+            // A new codec configuration (a new MP4 init segment) also cuts at the keyframe.
+            Some(open)
+                if is_key
+                    && (pts_ms - open.start_ms >= self.cfg.target_duration_ms
+                        || (self.init_stale && self.cfg.fmp4)) =>
+            {
+                closed = self.close_segment(pts_ms, Some(dts_ms));
                 self.open_segment(pts_ms);
             }
             Some(_) => {}
         }
 
+        if let Some(m) = self.open.as_mut().and_then(|o| o.mp4.as_mut()) {
+            // The FLV payload is already length-prefixed NAL units, as avcC declares.
+            let cto = i32::try_from((pts_ms - dts_ms) * 90).unwrap_or(0);
+            m.video.push((Self::ts90(dts_ms), cto, is_key));
+            m.video_sizes
+                .push(u32::try_from(data.len()).unwrap_or(u32::MAX));
+            m.video_data.extend_from_slice(data);
+        }
+        if !self.cfg.ts {
+            let open = self.open.as_mut().expect("opened above");
+            open.video_frames += 1;
+            if is_key {
+                open.key_frame_count += 1;
+            }
+            self.check_size()?;
+            return Ok(closed);
+        }
         let avc_cfg = self.avc.as_ref().expect("checked above");
         let inline_sps = nals.iter().any(|n| avc::nal_type(n) == avc::NAL_SPS);
         let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * nals.len() + 6);
@@ -355,15 +536,16 @@ impl LiveSegmenter {
     }
 
     /// Feeds one audio message. Returns the segment it closed (audio-only streams), if any.
-    pub fn push_audio(
-        &mut self,
-        raw_ts: u32,
-        body: &[u8],
-    ) -> Result<Option<TsSegment>, MediaError> {
+    pub fn push_audio(&mut self, raw_ts: u32, body: &[u8]) -> Result<Option<Segment>, MediaError> {
         let raw = match flv::parse_audio(body)? {
             AudioPacket::AacConfig(asc) => {
-                // A new configuration mid-stream is fine: ADTS headers carry it from now on.
+                // A new configuration mid-stream is fine: ADTS headers carry it from now on
+                // (and a new MP4 init segment from the next cut).
                 self.aac = Some(AacConfig::parse(asc)?);
+                if self.aac_asc != asc {
+                    self.init_stale = self.init.is_some();
+                    self.aac_asc = asc.to_vec();
+                }
                 return Ok(None);
             }
             AudioPacket::AacRaw(raw) => raw,
@@ -394,9 +576,11 @@ impl LiveSegmenter {
                 self.open_segment(t_ms);
             }
             Some(open)
-                if self.audio_only && t_ms - open.start_ms >= self.cfg.target_duration_ms =>
+                if self.audio_only
+                    && (t_ms - open.start_ms >= self.cfg.target_duration_ms
+                        || (self.init_stale && self.cfg.fmp4)) =>
             {
-                closed = self.close_segment(t_ms);
+                closed = self.close_segment(t_ms, None);
                 self.open_segment(t_ms);
             }
             Some(_) => {}
@@ -406,6 +590,29 @@ impl LiveSegmenter {
         };
         if !program.audio {
             // Audio configured after the program was fixed without it: not carried.
+            return Ok(closed);
+        }
+        if self.cfg.fmp4 {
+            // Decode times count samples from the first frame; a drift of more than two
+            // frames from the RTMP clock (frames lost upstream) resynchronises.
+            let rate = u64::from(aac.core_sample_rate().max(1));
+            let clock = u64::try_from(t_ms + PTS_OFFSET_MS).unwrap_or(0) * rate / 1000;
+            let t = match self.audio_next {
+                Some(n) if n.abs_diff(clock) <= 2 * u64::from(AAC_FRAME) => n,
+                _ => clock,
+            };
+            self.audio_next = Some(t + u64::from(AAC_FRAME));
+            if let Some(m) = self.open.as_mut().and_then(|o| o.mp4.as_mut()) {
+                m.audio_base.get_or_insert(t);
+                m.audio_sizes
+                    .push(u32::try_from(raw.len()).unwrap_or(u32::MAX));
+                m.audio_data.extend_from_slice(raw);
+            }
+        }
+        if !self.cfg.ts {
+            let open = self.open.as_mut().expect("opened above");
+            open.audio_frames += 1;
+            self.check_size()?;
             return Ok(closed);
         }
         let pts = Self::ts90(t_ms);
@@ -432,7 +639,7 @@ impl LiveSegmenter {
     }
 
     /// Ends the publish: closes the open segment at the end of its last frame.
-    pub fn finish(&mut self) -> Option<TsSegment> {
+    pub fn finish(&mut self) -> Option<Segment> {
         let open = self.open.as_ref()?;
         let mut end = open.start_ms + 1;
         if let Some(v) = self.last_video_ms {
@@ -442,7 +649,7 @@ impl LiveSegmenter {
             let frame_ms = (1024 * 1000 / i64::from(aac.core_sample_rate().max(1))).max(1);
             end = end.max(a + frame_ms);
         }
-        self.close_segment(end)
+        self.close_segment(end, None)
     }
 }
 
@@ -455,7 +662,7 @@ mod tests {
     /// 5 s of 160x90 testsrc2 at 25 fps (GOP 25, B-frames) and 44.1 kHz mono AAC, by ffmpeg.
     const SMALL_FLV: &[u8] = include_bytes!("../../testdata/small.flv");
 
-    fn run(cfg: SegmenterConfig, file: &[u8]) -> (Vec<TsSegment>, LiveSegmenter) {
+    fn run(cfg: SegmenterConfig, file: &[u8]) -> (Vec<Segment>, LiveSegmenter) {
         let mut seg = LiveSegmenter::new(cfg);
         let mut out = Vec::new();
         for tag in file_tags(file).unwrap() {
@@ -497,11 +704,11 @@ mod tests {
         }
         for (i, s) in segs.iter().enumerate() {
             assert_eq!(s.index, i as u64);
-            assert_eq!(s.data.len() % PACKET, 0);
+            assert_eq!(s.ts.len() % PACKET, 0);
             // PAT first, then PMT.
-            assert_eq!(&s.data[1..3], &[0x40, 0x00]);
-            assert_eq!(pes_starts(&s.data, PID_VIDEO), s.video_frames as usize);
-            assert_eq!(pes_starts(&s.data, PID_AUDIO), s.audio_frames as usize);
+            assert_eq!(&s.ts[1..3], &[0x40, 0x00]);
+            assert_eq!(pes_starts(&s.ts, PID_VIDEO), s.video_frames as usize);
+            assert_eq!(pes_starts(&s.ts, PID_AUDIO), s.audio_frames as usize);
             assert!(s.key_frame_count >= 1);
         }
         assert_eq!(segs[0].end_ms - segs[0].start_ms, 2000);
@@ -512,7 +719,7 @@ mod tests {
         let end = segs.last().unwrap().end_ms;
         assert!((5080..5120).contains(&end), "{end}");
         if let Ok(dir) = std::env::var("DREY_DUMP_TS") {
-            let all: Vec<u8> = segs.iter().flat_map(|s| s.data.clone()).collect();
+            let all: Vec<u8> = segs.iter().flat_map(|s| s.ts.clone()).collect();
             std::fs::write(format!("{dir}/small.ts"), all).unwrap();
         }
         let info = seg.info();
@@ -520,6 +727,111 @@ mod tests {
         assert_eq!((v.width, v.height), (160, 90));
         assert_eq!(info.audio.unwrap().sample_rate, 44100);
         assert_eq!(seg.dropped_leading_frames, 0);
+    }
+
+    /// Top-level boxes of an MP4 byte string.
+    fn boxes(mut b: &[u8]) -> Vec<([u8; 4], &[u8])> {
+        let mut out = Vec::new();
+        while b.len() >= 8 {
+            let size = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
+            out.push((b[4..8].try_into().unwrap(), &b[8..size]));
+            b = &b[size..];
+        }
+        assert!(b.is_empty());
+        out
+    }
+
+    /// (duration, size, composition offset) of a sample.
+    type SampleFields = (u32, u32, i32);
+
+    /// (track id, base decode time, samples) per `traf`.
+    fn trafs(moof: &[u8]) -> Vec<(u32, u64, Vec<SampleFields>)> {
+        let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+        boxes(moof)
+            .into_iter()
+            .filter(|(k, _)| k == b"traf")
+            .map(|(_, traf)| {
+                let inner = boxes(traf);
+                let tfhd = inner.iter().find(|b| &b.0 == b"tfhd").unwrap().1;
+                let tfdt = inner.iter().find(|b| &b.0 == b"tfdt").unwrap().1;
+                let trun = inner.iter().find(|b| &b.0 == b"trun").unwrap().1;
+                let n = be32(trun, 4) as usize;
+                let samples = (0..n)
+                    .map(|i| {
+                        let at = 12 + i * 16;
+                        (
+                            be32(trun, at),
+                            be32(trun, at + 4),
+                            be32(trun, at + 12) as i32,
+                        )
+                    })
+                    .collect();
+                (
+                    be32(tfhd, 4),
+                    u64::from_be_bytes(tfdt[4..12].try_into().unwrap()),
+                    samples,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fragmented_mp4_output_matches_the_ts_timeline() {
+        let cfg = SegmenterConfig {
+            fmp4: true,
+            ..SegmenterConfig::default()
+        };
+        let (segs, _) = run(cfg, SMALL_FLV);
+        assert_eq!(segs.len(), 3);
+        let init = segs[0].mp4.as_ref().unwrap().init.clone();
+        assert_eq!(
+            boxes(&init).iter().map(|b| b.0).collect::<Vec<_>>(),
+            vec![*b"ftyp", *b"moov"]
+        );
+        let mut next_audio = None;
+        for s in &segs {
+            assert!(!s.ts.is_empty(), "TS is still written");
+            let m = s.mp4.as_ref().unwrap();
+            assert_eq!(m.init_version, 0);
+            assert!(
+                Arc::ptr_eq(&m.init, &init),
+                "one init segment for the publish"
+            );
+            let top = boxes(&m.data);
+            assert_eq!(
+                top.iter().map(|b| b.0).collect::<Vec<_>>(),
+                vec![*b"moof", *b"mdat"]
+            );
+            let t = trafs(top[0].1);
+            let (vid, vbase, vs) = &t[0];
+            assert_eq!(*vid, MP4_VIDEO_TRACK);
+            assert_eq!(vs.len(), s.video_frames as usize);
+            // The first sample is the keyframe presented at the segment's start.
+            let first_pts = *vbase as i64 + i64::from(vs[0].2);
+            assert_eq!(first_pts, (s.start_ms + PTS_OFFSET_MS) * 90);
+            let vdur: u64 = vs.iter().map(|x| u64::from(x.0)).sum();
+            assert_eq!(vdur, u64::from(s.video_frames) * 3600, "25 fps");
+            let (aid, abase, aus) = &t[1];
+            assert_eq!(*aid, MP4_AUDIO_TRACK);
+            assert_eq!(aus.len(), s.audio_frames as usize);
+            if let Some(n) = next_audio {
+                assert_eq!(*abase, n, "audio decode times continue across segments");
+            }
+            next_audio = Some(abase + 1024 * aus.len() as u64);
+            let bytes: usize = vs.iter().chain(aus).map(|x| x.1 as usize).sum();
+            assert_eq!(bytes, top[1].1.len(), "trun sizes cover the mdat");
+        }
+        // MP4 alone: no TS bytes are produced.
+        let (segs, _) = run(
+            SegmenterConfig {
+                ts: false,
+                fmp4: true,
+                ..SegmenterConfig::default()
+            },
+            SMALL_FLV,
+        );
+        assert_eq!(segs.len(), 3);
+        assert!(segs.iter().all(|s| s.ts.is_empty() && s.mp4.is_some()));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use drey_core::Id;
 use drey_core::media::{StreamInfo, VideoInfo};
 use drey_core::model::{Flow, FlowStatus};
+
+use super::SegmentFormat;
 use serde_json::json;
 
 /// Namespace of the UUIDv5 ids of ingested sources and flows.
@@ -14,7 +16,10 @@ const RTMP_NAMESPACE: &str = "5b0c7c62-6f0e-5b8e-9a53-2f4f2f1d7a01";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamIds {
     pub source: Id,
+    /// The multiplexed MPEG-TS flow.
     pub mux_flow: Id,
+    /// The multiplexed fragmented-MP4 flow.
+    pub mp4_flow: Id,
     pub video_source: Id,
     pub video_flow: Id,
     pub audio_source: Id,
@@ -33,6 +38,7 @@ impl StreamIds {
         StreamIds {
             source: id("source"),
             mux_flow: id("flow"),
+            mp4_flow: id("flow-fmp4"),
             video_source: id("video-source"),
             video_flow: id("video-flow"),
             audio_source: id("audio-source"),
@@ -91,6 +97,7 @@ pub fn stream_flows(
     info: &StreamInfo,
     metadata_fps: Option<f64>,
     segment_duration_ms: i64,
+    outputs: &[SegmentFormat],
 ) -> Vec<Flow> {
     let tags = json!({"drey.ingest": "rtmp", "drey.rtmp.app": app});
     let mut out = Vec::with_capacity(3);
@@ -121,19 +128,31 @@ pub fn stream_flows(
         .collect();
     let mut mux_tags = tags.clone();
     mux_tags["drey.codecs"] = json!(codecs.join(","));
-    let mux = json!({
-        "id": ids.mux_flow,
-        "source_id": ids.source,
-        "format": "urn:x-nmos:format:multi",
-        "container": "video/mp2t",
-        "label": key,
-        "description": format!("RTMP stream {app}/{key}, MPEG-TS"),
-        "created_by": "drey rtmp ingest",
-        "tags": mux_tags,
-        "segment_duration": {"numerator": segment_duration_ms.max(1), "denominator": 1000},
-        "flow_collection": collection,
+    let muxes = outputs.iter().map(|f| {
+        let (id, name) = match f {
+            SegmentFormat::Ts => (ids.mux_flow, "MPEG-TS"),
+            SegmentFormat::Fmp4 => (ids.mp4_flow, "fragmented MP4"),
+        };
+        let mut m = json!({
+            "id": id,
+            "source_id": ids.source,
+            "format": "urn:x-nmos:format:multi",
+            "container": f.content_type(),
+            "label": key,
+            "description": format!("RTMP stream {app}/{key}, {name}"),
+            "created_by": "drey rtmp ingest",
+            "tags": mux_tags,
+            "segment_duration": {"numerator": segment_duration_ms.max(1), "denominator": 1000},
+            "flow_collection": collection,
+        });
+        if *f == SegmentFormat::Fmp4 {
+            m["essence_parameters"] = json!({"init_segments": true});
+        }
+        m
     });
-    let mut flows: Vec<Flow> = std::iter::once(mux)
+    let mut flows: Vec<Flow> = muxes
+        .collect::<Vec<_>>()
+        .into_iter()
         .chain(out)
         .map(|v| serde_json::from_value(v).expect("ingest flow records are well formed"))
         .collect();
@@ -177,7 +196,15 @@ mod tests {
                 codec_string: "mp4a.40.2".into(),
             }),
         };
-        let flows = stream_flows(&ids, "live", "cam1", &info, Some(29.97), 2000);
+        let flows = stream_flows(
+            &ids,
+            "live",
+            "cam1",
+            &info,
+            Some(29.97),
+            2000,
+            &[SegmentFormat::Ts],
+        );
         assert_eq!(flows.len(), 3);
         for f in &flows {
             f.validate().unwrap();
@@ -191,5 +218,24 @@ mod tests {
         assert_eq!(flows[0].flow_collection.as_ref().map(Vec::len), Some(2));
         let v = serde_json::to_value(&flows[1]).unwrap();
         assert_eq!(v["essence_parameters"]["frame_rate"]["denominator"], 1001);
+        // Both outputs: two multiplexed flows of one source, the MP4 one with init segments.
+        let both = stream_flows(
+            &ids,
+            "live",
+            "cam1",
+            &info,
+            None,
+            2000,
+            &[SegmentFormat::Ts, SegmentFormat::Fmp4],
+        );
+        assert_eq!(both.len(), 4);
+        assert_eq!((both[0].id, both[1].id), (ids.mux_flow, ids.mp4_flow));
+        assert_eq!(both[0].source_id, both[1].source_id);
+        both[1].validate().unwrap();
+        assert_eq!(
+            both[1].container.as_ref().map(|c| c.as_str()),
+            Some("video/mp4")
+        );
+        assert!(both[1].essence.init_segments());
     }
 }

@@ -56,6 +56,53 @@ pub struct IngestConfig {
     /// Publishing connections are read every this often instead of on readiness
     /// (zero: on readiness).
     pub rtmp_poll: Duration,
+    /// Segment formats written per publish, each as a flow of its own: MPEG-TS and/or
+    /// fragmented MP4 (CMAF-style, with an init segment). At least one.
+    pub outputs: Vec<SegmentFormat>,
+}
+
+/// The container of an ingest flow's segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentFormat {
+    /// MPEG-TS, each segment standing alone.
+    #[default]
+    Ts,
+    /// Fragmented MP4: `moof` + `mdat` segments against an initialisation segment.
+    Fmp4,
+}
+
+impl SegmentFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            SegmentFormat::Ts => "ts",
+            SegmentFormat::Fmp4 => "mp4",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            SegmentFormat::Ts => "video/mp2t",
+            SegmentFormat::Fmp4 => "video/mp4",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ts" => Some(SegmentFormat::Ts),
+            "fmp4" => Some(SegmentFormat::Fmp4),
+            _ => None,
+        }
+    }
+}
+
+/// The initialisation segment a fragmented MP4 segment needs: stored (once) before the
+/// segment is registered. Travels with each job so a spooled segment is self-contained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitObject {
+    pub object_id: String,
+    /// The init segment, base64.
+    pub data: String,
 }
 
 impl Default for IngestConfig {
@@ -74,6 +121,7 @@ impl Default for IngestConfig {
             idle_timeout: Duration::from_secs(30),
             rtmp_threads: 1,
             rtmp_poll: Duration::from_millis(100),
+            outputs: vec![SegmentFormat::Ts],
         }
     }
 }
@@ -95,13 +143,23 @@ pub struct SegmentJob {
     pub video_frames: u32,
     /// When the segmenter closed it (Unix ns): the start of the closed-to-indexed latency.
     pub closed_unix_ns: i64,
+    #[serde(default)]
+    pub format: SegmentFormat,
+    /// For fragmented MP4: the init segment it needs.
+    #[serde(default)]
+    pub init: Option<InitObject>,
 }
 
 impl SegmentJob {
     /// The object id of segment `seq` of a publish (known ahead, so ids can be allocated
     /// in batches).
-    pub fn object_id_for(flow: Id, publish: Id, seq: u64) -> String {
-        format!("{flow}/{publish}/{seq:08}.ts")
+    pub fn object_id_for(flow: Id, publish: Id, seq: u64, format: SegmentFormat) -> String {
+        format!("{flow}/{publish}/{seq:08}.{}", format.extension())
+    }
+
+    /// The object id of a publish's init segment, version `v`.
+    pub fn init_object_id(flow: Id, publish: Id, v: u32) -> String {
+        format!("{flow}/{publish}/init{v}.mp4")
     }
 }
 

@@ -8,18 +8,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use drey_core::TimeRange;
 use drey_core::model::{Flow, FlowStatus};
 use tokio::sync::{mpsc, watch};
 
 use super::spool::{SpoolError, Spooled};
-use super::{Ingest, SegmentJob};
-use crate::storage::index::{IndexError, PutFlow, SegmentQuery, SegmentRejection, SegmentRow};
+use super::{Ingest, InitObject, SegmentFormat, SegmentJob};
+use crate::storage::index::{
+    IndexError, ObjectState, PutFlow, SegmentQuery, SegmentRejection, SegmentRow,
+};
 use crate::storage::objects::ObjectError;
 use crate::util::unix_now_ns;
-
-pub const CONTENT_TYPE_TS: &str = "video/mp2t";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -149,7 +150,12 @@ pub async fn set_status(ing: &Ingest, flows: &[Flow], status: FlowStatus) {
 
 /// Records object ids for a flow, due for collection after `allocation_timeout` unless a
 /// segment registers them.
-async fn allocate(ing: &Ingest, flow: drey_core::Id, ids: &[String]) -> Result<(), StoreError> {
+async fn allocate(
+    ing: &Ingest,
+    flow: drey_core::Id,
+    ids: &[String],
+    content_type: &str,
+) -> Result<(), StoreError> {
     let now = unix_now_ns();
     let gc_after = now
         .saturating_add(i64::try_from(ing.cfg.allocation_timeout.as_nanos()).unwrap_or(i64::MAX));
@@ -157,7 +163,7 @@ async fn allocate(ing: &Ingest, flow: drey_core::Id, ids: &[String]) -> Result<(
         ing,
         "object allocation",
         ing.index
-            .allocate_objects(flow, ids, Some(CONTENT_TYPE_TS), now, gc_after),
+            .allocate_objects(flow, ids, Some(content_type), now, gc_after),
     )
     .await
 }
@@ -174,18 +180,34 @@ pub async fn store_segment(
     allocated: bool,
 ) -> Result<StoreOutcome, StoreError> {
     let _permit = ing.uploads.acquire().await.ok();
+    let content_type = job.format.content_type();
     if !allocated {
-        match allocate(ing, job.flow_id, std::slice::from_ref(&job.object_id)).await {
+        match allocate(
+            ing,
+            job.flow_id,
+            std::slice::from_ref(&job.object_id),
+            content_type,
+        )
+        .await
+        {
             Ok(()) | Err(StoreError::Index(IndexError::ObjectExists(_))) => {}
             Err(e) => return Err(e),
         }
     }
+    let mut stored = Vec::with_capacity(2);
+    if let Some(init) = &job.init {
+        stored.extend(store_init(ing, job.flow_id, init).await?);
+    }
     let size = step(ing, "object PUT", ing.objects.put(&job.object_id, data)).await?;
+    stored.push((
+        job.object_id.clone(),
+        i64::try_from(size).unwrap_or(i64::MAX),
+    ));
     let row = SegmentRow {
         start_ns: job.start_ns,
         end_ns: job.end_ns,
         object_id: job.object_id.clone(),
-        init_object_id: None,
+        init_object_id: job.init.as_ref().map(|i| i.object_id.clone()),
         ts_offset_ns: Some(job.ts_offset_ns),
         last_duration_ns: None,
         object_start_ns: None,
@@ -200,15 +222,8 @@ pub async fn store_segment(
     let verdict = step(
         ing,
         "segment registration",
-        ing.index.register_stored_segments(
-            job.flow_id,
-            &[(
-                job.object_id.clone(),
-                i64::try_from(size).unwrap_or(i64::MAX),
-            )],
-            &[row],
-            unix_now_ns(),
-        ),
+        ing.index
+            .register_stored_segments(job.flow_id, &stored, &[row], unix_now_ns()),
     )
     .await?
     .into_iter()
@@ -253,6 +268,38 @@ pub async fn store_segment(
         Some(Err(r)) => Ok(StoreOutcome::Refused(r.to_string())),
         None => Err(StoreError::Retry("index returned no verdict".to_owned())),
     }
+}
+
+/// Makes sure a fragmented MP4 segment's init object has its bytes: allocated and written
+/// the first time (returned, to be marked stored with the segment), nothing once stored.
+async fn store_init(
+    ing: &Ingest,
+    flow: drey_core::Id,
+    init: &InitObject,
+) -> Result<Option<(String, i64)>, StoreError> {
+    let id = std::slice::from_ref(&init.object_id);
+    let known = step(ing, "init object lookup", ing.index.get_objects(id)).await?;
+    match known.first().map(|o| o.state) {
+        Some(ObjectState::Stored) => return Ok(None),
+        Some(_) => {}
+        None => match allocate(ing, flow, id, SegmentFormat::Fmp4.content_type()).await {
+            Ok(()) | Err(StoreError::Index(IndexError::ObjectExists(_))) => {}
+            Err(e) => return Err(e),
+        },
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&init.data)
+        .map_err(|e| StoreError::Retry(format!("init segment of {}: {e}", init.object_id)))?;
+    let size = step(
+        ing,
+        "init object PUT",
+        ing.objects.put(&init.object_id, Bytes::from(bytes)),
+    )
+    .await?;
+    Ok(Some((
+        init.object_id.clone(),
+        i64::try_from(size).unwrap_or(i64::MAX),
+    )))
 }
 
 /// A closed segment handed from a publish to its uploader.
@@ -304,7 +351,7 @@ pub struct Uploader {
     queue: VecDeque<Pending>,
     ensured: Option<Vec<Flow>>,
     /// Set (once) when the spool is full: the publish must end.
-    abort: watch::Sender<Option<String>>,
+    abort: Arc<watch::Sender<Option<String>>>,
     last_flows: Option<Arc<Vec<Flow>>>,
     /// Segments with `seq` below this have their object ids allocated already.
     allocated_through: u64,
@@ -315,7 +362,7 @@ impl Uploader {
         ing: Arc<Ingest>,
         stream: String,
         rx: mpsc::Receiver<Closed>,
-        abort: watch::Sender<Option<String>>,
+        abort: Arc<watch::Sender<Option<String>>>,
     ) {
         let up = Uploader {
             ing: ing.clone(),
@@ -400,9 +447,9 @@ impl Uploader {
         let mut allocated = job.seq < *allocated_through;
         if !allocated {
             let ids: Vec<String> = (job.seq..job.seq + ALLOCATE_AHEAD)
-                .map(|seq| SegmentJob::object_id_for(job.flow_id, job.publish_id, seq))
+                .map(|seq| SegmentJob::object_id_for(job.flow_id, job.publish_id, seq, job.format))
                 .collect();
-            match allocate(ing, job.flow_id, &ids).await {
+            match allocate(ing, job.flow_id, &ids, job.format.content_type()).await {
                 Ok(()) => {
                     *allocated_through = job.seq + ALLOCATE_AHEAD;
                     allocated = true;
