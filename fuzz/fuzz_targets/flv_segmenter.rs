@@ -1,6 +1,8 @@
-//! Fuzzes the FLV tag parsers, the H.264/AAC configuration parsers and the segmenter with
-//! an FLV file's tags (the form RTMP media messages take). Never panic; segments are whole
-//! TS packets with positive, contiguous timeranges. Seed: testdata/small.flv.
+//! Fuzzes the FLV tag parsers, the H.264/AAC configuration parsers and the segmenter (both
+//! outputs: MPEG-TS and fragmented MP4) with an FLV file's tags (the form RTMP media
+//! messages take). Never panic; segments are whole TS packets with positive, contiguous
+//! timeranges, and every MP4 segment is a `moof` then an `mdat` whose sizes add up.
+//! Seed: testdata/small.flv.
 #![no_main]
 
 use drey_core::media::flv::file_tags;
@@ -9,7 +11,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(tags) = file_tags(data) else { return };
-    let mut seg = LiveSegmenter::new(SegmenterConfig::default());
+    let mut seg = LiveSegmenter::new(SegmenterConfig {
+        fmp4: true,
+        ..SegmenterConfig::default()
+    });
     let mut out = Vec::new();
     for t in tags {
         let r = match t.tag_type {
@@ -29,5 +34,12 @@ fuzz_target!(|data: &[u8]| {
     for s in &out {
         assert_eq!(s.ts.len() % 188, 0);
         assert!(s.end_ms > s.start_ms);
+        let m = s.mp4.as_ref().expect("fmp4 output is on");
+        let moof = u32::from_be_bytes(m.data[..4].try_into().unwrap()) as usize;
+        assert_eq!(&m.data[4..8], b"moof");
+        assert_eq!(&m.data[moof + 4..moof + 8], b"mdat");
+        let mdat = u32::from_be_bytes(m.data[moof..moof + 4].try_into().unwrap()) as usize;
+        assert_eq!(moof + mdat, m.data.len());
+        assert_eq!(&m.init[4..8], b"ftyp");
     }
 });
