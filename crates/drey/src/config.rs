@@ -100,6 +100,9 @@ pub struct FileConfig {
     /// Seconds an ingest object may stay allocated but unregistered before collection
     /// (covers uploads retried through an outage; default 3600).
     pub upload_allocation_timeout_secs: Option<u64>,
+    /// Seconds without a new segment after which an `ingesting` RTMP flow whose publish is
+    /// not live here is set to `awaiting_content` (a publisher lost with a crashed drey).
+    pub rtmp_stale_secs: Option<u64>,
     /// Segment formats of live ingest, each a flow: `["ts"]` (default), `["fmp4"]` or both.
     pub rtmp_outputs: Option<Vec<String>>,
     /// Segments in a live HLS playlist (sliding window).
@@ -329,6 +332,9 @@ impl ServeConfig {
         }
         if let Some(s) = file.upload_allocation_timeout_secs {
             ingest.allocation_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = file.rtmp_stale_secs {
+            ingest.stale_after = Duration::from_secs(s.max(2));
         }
         if let Some(outs) = &file.rtmp_outputs {
             let mut formats = Vec::new();

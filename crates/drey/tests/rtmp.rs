@@ -198,7 +198,8 @@ async fn store_outage_loses_nothing(backend: Backend) {
 
 async fn kill_9_during_outage_then_drain(backend: Backend) {
     let mut d = None;
-    let config = format!("{OUTAGE_CONFIG}upload_allocation_timeout_secs = 8\n");
+    let config =
+        format!("{OUTAGE_CONFIG}upload_allocation_timeout_secs = 8\nrtmp_stale_secs = 4\n");
     let Some(mut outage) = Outage::start(&mut d, backend, &config).await else {
         return;
     };
@@ -221,6 +222,9 @@ async fn kill_9_during_outage_then_drain(backend: Backend) {
         assert!(Instant::now() < deadline, "spool not drained: {}", d.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The publish died with the process: the flow stops saying `ingesting` (so HLS stops
+    // serving it as live) once no segment arrived for rtmp_stale_secs.
+    wait_idle(&d, &id).await;
     let before = segments(&d, &id).await;
     // Every segment closed before the kill is there, in one unbroken run: about 14 s of
     // media (one open segment died with the process).

@@ -46,6 +46,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ingest_stop.clone(),
     )?;
     ingest.drain_leftovers()?;
+    let sweeper = crate::ingest::sweep::spawn(ingest.clone());
     let (rtmp_addr, rtmp_thread) = match &cfg.rtmp {
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr)
@@ -101,6 +102,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = gc_task.await;
         let _ = delete_task.await;
+        let _ = sweeper.await;
     })
     .await;
     Ok(())

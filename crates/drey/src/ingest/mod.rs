@@ -10,6 +10,7 @@ pub mod flows;
 pub mod publish;
 pub mod rtmp;
 pub mod spool;
+pub mod sweep;
 pub mod uploader;
 
 use std::collections::{HashMap, HashSet};
@@ -59,6 +60,9 @@ pub struct IngestConfig {
     /// Segment formats written per publish, each as a flow of its own: MPEG-TS and/or
     /// fragmented MP4 (CMAF-style, with an init segment). At least one.
     pub outputs: Vec<SegmentFormat>,
+    /// An `ingesting` flow with no new segment for this long, whose publish is not live on
+    /// this instance, is taken to have lost its publisher (see `sweep`).
+    pub stale_after: Duration,
 }
 
 /// The container of an ingest flow's segments.
@@ -122,6 +126,7 @@ impl Default for IngestConfig {
             rtmp_threads: 1,
             rtmp_poll: Duration::from_millis(100),
             outputs: vec![SegmentFormat::Ts],
+            stale_after: Duration::from_secs(60),
         }
     }
 }
