@@ -467,11 +467,12 @@ impl LiveSegmenter {
                 self.waiting_since = None;
                 self.open_segment(pts_ms);
             }
-            // A new codec configuration (a new MP4 init segment) also cuts at the keyframe.
+            // A new codec configuration (a new MP4 init segment) also cuts at the keyframe,
+            // if it is later than the segment's start (segments never shrink to nothing).
             Some(open)
                 if is_key
                     && (pts_ms - open.start_ms >= self.cfg.target_duration_ms
-                        || (self.init_stale && self.cfg.fmp4)) =>
+                        || (self.init_stale && self.cfg.fmp4 && pts_ms > open.start_ms)) =>
             {
                 closed = self.close_segment(pts_ms, Some(dts_ms));
                 self.open_segment(pts_ms);
@@ -578,7 +579,7 @@ impl LiveSegmenter {
             Some(open)
                 if self.audio_only
                     && (t_ms - open.start_ms >= self.cfg.target_duration_ms
-                        || (self.init_stale && self.cfg.fmp4)) =>
+                        || (self.init_stale && self.cfg.fmp4 && t_ms > open.start_ms)) =>
             {
                 closed = self.close_segment(t_ms, None);
                 self.open_segment(t_ms);
@@ -832,6 +833,35 @@ mod tests {
         );
         assert_eq!(segs.len(), 3);
         assert!(segs.iter().all(|s| s.ts.is_empty() && s.mp4.is_some()));
+    }
+
+    /// Found by fuzzing: a new codec configuration followed by a keyframe presented no later
+    /// than the open segment's start must not cut (the segment would end after the next
+    /// one starts).
+    #[test]
+    fn reconfiguration_cut_keeps_segments_contiguous() {
+        let file = include_bytes!("../../testdata/fmp4-reconfig-cut.flv");
+        let mut seg = LiveSegmenter::new(SegmenterConfig {
+            fmp4: true,
+            ..SegmenterConfig::default()
+        });
+        let mut out = Vec::new();
+        for t in file_tags(file).unwrap() {
+            let r = match t.tag_type {
+                9 => seg.push_video(t.timestamp_ms, t.body),
+                8 => seg.push_audio(t.timestamp_ms, t.body),
+                _ => Ok(None),
+            };
+            match r {
+                Ok(s) => out.extend(s),
+                Err(_) => break,
+            }
+        }
+        out.extend(seg.finish());
+        assert!(!out.is_empty());
+        for w in out.windows(2) {
+            assert_eq!(w[0].end_ms, w[1].start_ms);
+        }
     }
 
     #[test]
