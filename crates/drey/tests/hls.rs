@@ -479,6 +479,94 @@ both_backends! {
     reconnect => super::reconnect_is_a_discontinuity;
 }
 
+/// Two instances sharing PostgreSQL and the bucket number a live flow's segments alike,
+/// whichever instance registered them, and a request blocked on one instance for the next
+/// segment is answered when the segment is registered through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_agree_on_live_playlists() {
+    let Some(cfg) = Drey::scale_config().await else {
+        return;
+    };
+    let cfg = format!("{cfg}hls_live_segments = 3\nhls_cache_ms = 400\n");
+    let (a, b) = (
+        Drey::start_with_config(&cfg).await,
+        Drey::start_with_config(&cfg).await,
+    );
+    let http = reqwest::Client::new();
+    let flow = uuid::Uuid::new_v4();
+    let r = http
+        .put(a.url(&format!("/flows/{flow}")))
+        .json(&json!({"id": flow, "source_id": uuid::Uuid::new_v4(),
+            "format": "urn:x-nmos:format:multi", "container": "video/mp2t",
+            "status": "ingesting"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let work = tempfile::tempdir().unwrap();
+    let files: Vec<std::path::PathBuf> = (0..8)
+        .map(|i| {
+            let p = work.path().join(format!("{i}.ts"));
+            std::fs::write(&p, vec![0x47u8; 188]).unwrap();
+            p
+        })
+        .collect();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let ids = upload(&http, &a, &flow.to_string(), &paths).await;
+    let register = |d: &Drey, i: usize| {
+        let url = d.url(&format!("/flows/{flow}/segments"));
+        let body = json!({"object_id": ids[i],
+            "timerange": format!("[{}:0_{}:0)", 1000 + 2 * i, 1002 + 2 * i)});
+        let http = http.clone();
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    let live = |d: &Drey| d.url(&format!("/flows/{flow}/playlist.m3u8"));
+    for i in 0..5 {
+        register(if i % 2 == 0 { &a } else { &b }, i).await;
+    }
+    // Within the cache time both instances serve the same window, same numbers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (pa, pb) = (playlist(&live(&a)).await, playlist(&live(&b)).await);
+    assert_eq!(pa, pb);
+    assert_eq!(tag_value(&pa, "#EXT-X-MEDIA-SEQUENCE:"), Some("2"), "{pa}");
+    // b blocks for segment 5; it is registered through a.
+    let blocked = tokio::spawn({
+        let url = format!("{}?_HLS_msn=5", live(&b));
+        async move {
+            let t = Instant::now();
+            let text = playlist(&url).await;
+            (text, t.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    register(&a, 5).await;
+    let (text, waited) = blocked.await.unwrap();
+    assert!(
+        text.contains(&ids[5]),
+        "b saw the segment registered through a\n{text}"
+    );
+    assert_eq!(
+        tag_value(&text, "#EXT-X-MEDIA-SEQUENCE:"),
+        Some("3"),
+        "{text}"
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    // Deleting the oldest segments does not renumber the rest.
+    let r = http
+        .delete(a.url(&format!("/flows/{flow}/segments?timerange=[1000:0_1004:0)")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    register(&b, 6).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pb = playlist(&live(&b)).await;
+    assert_eq!(tag_value(&pb, "#EXT-X-MEDIA-SEQUENCE:"), Some("4"), "{pb}");
+}
+
 async fn json_error(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap();
