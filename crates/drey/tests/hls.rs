@@ -153,6 +153,21 @@ async fn live_publish_plays_live_then_as_vod(backend: Backend) {
     let vod = playlist(&live_url).await;
     assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD") && vod.ends_with("#EXT-X-ENDLIST\n"));
     assert_eq!(vod.matches("#EXTINF").count(), segs.len());
+    // Clients that accept gzip get the same playlist compressed, under its own ETag.
+    let r = reqwest::Client::new()
+        .get(&live_url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["vary"], "accept-encoding");
+    assert!(r.headers()["etag"].to_str().unwrap().ends_with("-gz\""));
+    let gz = r.bytes().await.unwrap();
+    assert!(gz.len() * 4 < vod.len(), "{} -> {}", vod.len(), gz.len());
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+    assert_eq!(plain, vod);
     // Every segment's date-time is its TAI start converted to UTC.
     let expected: Vec<i64> = segs.iter().map(|s| range_ns(s).0 - TAI_UTC_NS).collect();
     let got = program_date_times(&vod);

@@ -93,12 +93,37 @@ type Result<T, E = PlaylistError> = std::result::Result<T, E>;
 pub struct Rendered {
     pub body: Bytes,
     pub etag: String,
+    /// The body gzip-compressed, for clients that accept it (long playlists shrink ~10x),
+    /// with its own ETag.
+    pub gzip: Option<(Bytes, String)>,
     pub cache_control: String,
     pub kind: PlaylistKind,
     /// Media sequence number of the last segment (blocking reload compares against it).
     pub last_seq: i64,
     built: Instant,
     version: u64,
+}
+
+impl Rendered {
+    fn new(
+        body: Bytes,
+        cache_control: String,
+        kind: PlaylistKind,
+        last_seq: i64,
+        version: u64,
+    ) -> Self {
+        let etag = etag_of(&body);
+        Rendered {
+            gzip: gzipped(&body, &etag),
+            etag,
+            body,
+            cache_control,
+            kind,
+            last_seq,
+            built: Instant::now(),
+            version,
+        }
+    }
 }
 
 /// How a flow's segments are packaged.
@@ -166,6 +191,28 @@ fn etag_of(body: &[u8]) -> String {
     let mut h = DefaultHasher::new();
     body.hash(&mut h);
     format!("\"{:016x}\"", h.finish())
+}
+
+/// Playlists shorter than this are sent as they are.
+const GZIP_MIN_BYTES: usize = 2048;
+
+/// The gzip form of a playlist body and its ETag, compressed once when the playlist is
+/// generated (not per request).
+fn gzipped(body: &[u8], etag: &str) -> Option<(Bytes, String)> {
+    use std::io::Write;
+    if body.len() < GZIP_MIN_BYTES {
+        return None;
+    }
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body).ok()?;
+    let gz = enc.finish().ok()?;
+    Some((
+        Bytes::from(gz),
+        format!("{}-gz\"", etag.trim_end_matches('"')),
+    ))
 }
 
 /// Whole seconds, rounded up, of a rational duration.
@@ -423,15 +470,7 @@ impl Hls {
             }
             _ => "public, max-age=1".to_owned(),
         };
-        Ok(Rendered {
-            etag: etag_of(&body),
-            body,
-            cache_control,
-            kind,
-            last_seq: last.seq,
-            built: Instant::now(),
-            version,
-        })
+        Ok(Rendered::new(body, cache_control, kind, last.seq, version))
     }
 
     fn presigns(&self) -> bool {
@@ -617,15 +656,13 @@ impl Hls {
             });
         }
         let body = Bytes::from(m.render());
-        Ok(Rendered {
-            etag: etag_of(&body),
+        Ok(Rendered::new(
             body,
-            cache_control: "public, max-age=2".to_owned(),
-            kind: PlaylistKind::Vod,
-            last_seq: 0,
-            built: Instant::now(),
-            version: 0,
-        })
+            "public, max-age=2".to_owned(),
+            PlaylistKind::Vod,
+            0,
+            0,
+        ))
     }
 
     /// What the multivariant playlist says of one flow.
