@@ -352,6 +352,53 @@ fn encode_segments(
     (init, segs)
 }
 
+/// Cuts `secs` of testsrc2 (video only) or sine (audio only) into MPEG-TS HLS segments.
+fn encode_elementary(dir: &Path, secs: u32, video: bool) -> Vec<std::path::PathBuf> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"]);
+    if video {
+        cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "50",
+                "-pix_fmt",
+                "yuv420p",
+            ]);
+    } else {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-c:a", "aac"]);
+    }
+    cmd.args(["-t", &secs.to_string()])
+        .args([
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_filename",
+        ])
+        .arg(dir.join("seg%03d.ts"))
+        .arg(dir.join("ffmpeg.m3u8"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ts"))
+        .collect();
+    segs.sort();
+    segs
+}
+
 /// Segment durations from ffmpeg's own playlist (what a packager knows when it registers).
 fn ffmpeg_durations(dir: &Path) -> Vec<f64> {
     std::fs::read_to_string(dir.join("ffmpeg.m3u8"))
@@ -580,6 +627,93 @@ async fn instances_agree_on_live_playlists() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pb = playlist(&live(&b)).await;
     assert_eq!(tag_value(&pb, "#EXT-X-MEDIA-SEQUENCE:"), Some("4"), "{pb}");
+}
+
+/// A source whose video and audio are separate flows (each its own source, collected by a
+/// multi flow): its multivariant playlist pairs the video variant with an audio rendition,
+/// and a player gets both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_audio_and_video_flows_become_renditions() {
+    let d = Drey::start_with_config("").await;
+    let http = reqwest::Client::new();
+    let (v, a, m) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    let src_m = uuid::Uuid::new_v4();
+    let put = |id: uuid::Uuid, body: Value| {
+        let http = http.clone();
+        let url = d.url(&format!("/flows/{id}"));
+        async move {
+            let r = http.put(url).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+    };
+    put(v, json!({"id": v, "source_id": uuid::Uuid::new_v4(), "format": "urn:x-nmos:format:video",
+        "codec": "video/h264", "container": "video/mp2t", "label": "cam video",
+        "essence_parameters": {"frame_width": 320, "frame_height": 180, "frame_rate": {"numerator": 25},
+            "avc_parameters": {"profile": 100, "level": 12, "flags": 0}}}))
+    .await;
+    put(
+        a,
+        json!({"id": a, "source_id": uuid::Uuid::new_v4(), "format": "urn:x-nmos:format:audio",
+        "codec": "audio/aac", "container": "video/mp2t", "label": "cam audio",
+        "essence_parameters": {"sample_rate": 48000, "channels": 1}}),
+    )
+    .await;
+    put(
+        m,
+        json!({"id": m, "source_id": src_m, "format": "urn:x-nmos:format:multi",
+        "flow_collection": [{"id": v, "role": "video"}, {"id": a, "role": "audio"}]}),
+    )
+    .await;
+    for (flow, video) in [(v, true), (a, false)] {
+        let work = tempfile::tempdir().unwrap();
+        let files = encode_elementary(work.path(), 10, video);
+        let durations = ffmpeg_durations(work.path());
+        let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let ids = upload(&http, &d, &flow.to_string(), &paths).await;
+        let mut t: i64 = 1_800_000_000 * 1_000_000_000;
+        let mut body = Vec::new();
+        for (id, dur) in ids.iter().zip(&durations) {
+            let end = t + (dur * 1e9).round() as i64;
+            body.push(
+                json!({"object_id": id, "timerange": TimeRange::from_nanos(t, end).to_string()}),
+            );
+            t = end;
+        }
+        let r = http
+            .post(d.url(&format!("/flows/{flow}/segments")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let url = d.url(&format!("/sources/{src_m}/playlist.m3u8"));
+    let text = playlist(&url).await;
+    assert!(
+        text.contains(&format!(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"cam audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"../../flows/{a}/playlist.m3u8\""
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "CODECS=\"avc1.64000C,mp4a.40.2\",RESOLUTION=320x180,FRAME-RATE=25.000,AUDIO=\"audio\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!("../../flows/{v}/playlist.m3u8\n")),
+        "{text}"
+    );
+    assert_eq!(text.matches("#EXT-X-STREAM-INF").count(), 1, "{text}");
+    // A player opening the multivariant playlist gets the video and the audio rendition.
+    let p = probe_url(&url);
+    assert_eq!(p.video_frames, 250, "10 s at 25 fps");
+    assert!(p.audio_frames >= 460, "audio frames {}", p.audio_frames);
 }
 
 async fn json_error(resp: reqwest::Response) -> (u16, Value) {
