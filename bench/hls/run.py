@@ -7,7 +7,8 @@ the TAMS API
   * a flow of 30 real segments of a 2 Mbit/s 720p30 H.264/AAC clip (~500 KB each),
 then measures with wrk (loopback, keep-alive):
   1. the one-hour VOD playlist (`?timerange=` over the hour, 1800 segments), the same
-     playlist revalidated with If-None-Match (304), and the live window of the same flow;
+     playlist revalidated with If-None-Match (304) and gzip-compressed (Accept-Encoding),
+     and the live window of the same flow;
   2. segment GETs through drey (`/media/{id}`, streamed from the object store) against
      nginx serving the same 30 files from disk (sendfile on), side by side, alternating
      drey/nginx/drey/nginx, reporting requests/s and the drey/nginx ratio;
@@ -151,6 +152,9 @@ def main():
         results["playlist_1h"] = wrk(pl_url, a.duration, a.connections)
         results["playlist_1h_304"] = wrk(pl_url, a.duration, a.connections,
                                          headers=[f"If-None-Match: {etag}"])
+        # What players and CDNs ask for: gzip (compressed once per playlist build).
+        results["playlist_1h_gzip"] = wrk(pl_url, a.duration, a.connections,
+                                          headers=["Accept-Encoding: gzip"])
         # The same flow while ingesting: the live window (6 segments).
         f = json.loads(urllib.request.urlopen(f"{base}/flows/{hour}").read())
         f["status"] = "ingesting"
