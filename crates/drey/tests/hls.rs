@@ -293,48 +293,49 @@ async fn reconnect_is_a_discontinuity(backend: Backend) {
     assert!(errors.is_empty(), "{errors}");
 }
 
-/// Cuts `secs` of testsrc2 + sine into HLS segments with ffmpeg: MPEG-TS, or fMP4 with an
-/// init section. Returns the init file (fMP4) and the segment files in order.
+/// What `encode_segments` cuts.
+#[derive(Clone, Copy, PartialEq)]
+enum Streams {
+    /// testsrc2 + sine, multiplexed.
+    Both,
+    VideoOnly,
+    AudioOnly,
+}
+
+/// Cuts `secs` of testsrc2 and/or sine (H.264/AAC) into HLS segments with ffmpeg: MPEG-TS,
+/// or fMP4 with an init section. Returns the init file (fMP4) and the segment files in
+/// order.
 fn encode_segments(
     dir: &Path,
     secs: u32,
+    streams: Streams,
     fmp4: bool,
 ) -> (Option<std::path::PathBuf>, Vec<std::path::PathBuf>) {
     let ext = if fmp4 { "m4s" } else { "ts" };
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "50",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args([
-            "-c:a",
-            "aac",
-            "-f",
-            "hls",
-            "-hls_time",
-            "2",
-            "-hls_list_size",
-            "0",
-        ])
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"]);
+    let (video, audio) = (streams != Streams::AudioOnly, streams != Streams::VideoOnly);
+    // Inputs first: options before an -i apply to that input.
+    if video {
+        cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"]);
+    }
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    if video {
+        cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"])
+            .args(["-pix_fmt", "yuv420p"]);
+    }
+    if audio {
+        cmd.args(["-c:a", "aac"]);
+    }
+    cmd.args(["-t", &secs.to_string()])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_list_size", "0"])
         .args(["-hls_segment_filename"])
         .arg(dir.join(format!("seg%03d.{ext}")));
     if fmp4 {
-        cmd.args([
-            "-hls_segment_type",
-            "fmp4",
-            "-hls_fmp4_init_filename",
-            "init.mp4",
-        ]);
+        cmd.args(["-hls_segment_type", "fmp4"])
+            .args(["-hls_fmp4_init_filename", "init.mp4"]);
     }
     let out = cmd.arg(dir.join("ffmpeg.m3u8")).output().unwrap();
     assert!(
@@ -350,53 +351,6 @@ fn encode_segments(
     segs.sort();
     let init = fmp4.then(|| dir.join("init.mp4"));
     (init, segs)
-}
-
-/// Cuts `secs` of testsrc2 (video only) or sine (audio only) into MPEG-TS HLS segments.
-fn encode_elementary(dir: &Path, secs: u32, video: bool) -> Vec<std::path::PathBuf> {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"]);
-    if video {
-        cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "50",
-                "-pix_fmt",
-                "yuv420p",
-            ]);
-    } else {
-        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-c:a", "aac"]);
-    }
-    cmd.args(["-t", &secs.to_string()])
-        .args([
-            "-f",
-            "hls",
-            "-hls_time",
-            "2",
-            "-hls_list_size",
-            "0",
-            "-hls_segment_filename",
-        ])
-        .arg(dir.join("seg%03d.ts"))
-        .arg(dir.join("ffmpeg.m3u8"));
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut segs: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ts"))
-        .collect();
-    segs.sort();
-    segs
 }
 
 /// Segment durations from ffmpeg's own playlist (what a packager knows when it registers).
@@ -439,10 +393,41 @@ async fn upload(http: &reqwest::Client, d: &Drey, flow: &str, files: &[&Path]) -
     ids
 }
 
+/// Registers `ids` as back-to-back segments of the given durations (seconds) from an
+/// arbitrary TAI instant, each with `init` as its init object if given.
+async fn register_contiguous(
+    http: &reqwest::Client,
+    d: &Drey,
+    flow: uuid::Uuid,
+    ids: &[String],
+    durations: &[f64],
+    init: Option<&str>,
+) {
+    let mut t: i64 = 1_800_000_000 * 1_000_000_000;
+    let mut body = Vec::new();
+    for (id, dur) in ids.iter().zip(durations) {
+        let end = t + (dur * 1e9).round() as i64;
+        let mut s =
+            json!({"object_id": id, "timerange": TimeRange::from_nanos(t, end).to_string()});
+        if let Some(i) = init {
+            s["init_object_id"] = json!(i);
+        }
+        body.push(s);
+        t = end;
+    }
+    let r = http
+        .post(d.url(&format!("/flows/{flow}/segments")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
 async fn tams_flow_plays(d: &Drey, fmp4: bool) {
     let http = reqwest::Client::new();
     let work = tempfile::tempdir().unwrap();
-    let (init, files) = encode_segments(work.path(), 12, fmp4);
+    let (init, files) = encode_segments(work.path(), 12, Streams::Both, fmp4);
     let durations = ffmpeg_durations(work.path());
     assert_eq!(durations.len(), files.len());
     let (flow, source) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
@@ -463,26 +448,7 @@ async fn tams_flow_plays(d: &Drey, fmp4: bool) {
     };
     let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let ids = upload(&http, d, &flow.to_string(), &paths).await;
-    // Flow time: an arbitrary TAI instant; each segment as long as ffmpeg says.
-    let mut t: i64 = 1_800_000_000 * 1_000_000_000;
-    let mut body = Vec::new();
-    for (id, dur) in ids.iter().zip(&durations) {
-        let end = t + (dur * 1e9).round() as i64;
-        let mut s =
-            json!({"object_id": id, "timerange": TimeRange::from_nanos(t, end).to_string()});
-        if let Some(i) = &init_id {
-            s["init_object_id"] = json!(i);
-        }
-        body.push(s);
-        t = end;
-    }
-    let r = http
-        .post(d.url(&format!("/flows/{flow}/segments")))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    register_contiguous(&http, d, flow, &ids, &durations, init_id.as_deref()).await;
 
     let url = d.url(&format!("/flows/{flow}/playlist.m3u8"));
     let text = playlist(&url).await;
@@ -670,26 +636,16 @@ async fn separate_audio_and_video_flows_become_renditions() {
     .await;
     for (flow, video) in [(v, true), (a, false)] {
         let work = tempfile::tempdir().unwrap();
-        let files = encode_elementary(work.path(), 10, video);
+        let streams = if video {
+            Streams::VideoOnly
+        } else {
+            Streams::AudioOnly
+        };
+        let (_, files) = encode_segments(work.path(), 10, streams, false);
         let durations = ffmpeg_durations(work.path());
         let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
         let ids = upload(&http, &d, &flow.to_string(), &paths).await;
-        let mut t: i64 = 1_800_000_000 * 1_000_000_000;
-        let mut body = Vec::new();
-        for (id, dur) in ids.iter().zip(&durations) {
-            let end = t + (dur * 1e9).round() as i64;
-            body.push(
-                json!({"object_id": id, "timerange": TimeRange::from_nanos(t, end).to_string()}),
-            );
-            t = end;
-        }
-        let r = http
-            .post(d.url(&format!("/flows/{flow}/segments")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        register_contiguous(&http, &d, flow, &ids, &durations, None).await;
     }
     let url = d.url(&format!("/sources/{src_m}/playlist.m3u8"));
     let text = playlist(&url).await;
@@ -780,7 +736,7 @@ async fn bad_requests_and_caching() {
 
     // A playable flow with one segment.
     let work = tempfile::tempdir().unwrap();
-    let (_, files) = encode_segments(work.path(), 2, false);
+    let (_, files) = encode_segments(work.path(), 2, Streams::Both, false);
     let flow = uuid::Uuid::new_v4();
     put(
         flow,
