@@ -118,6 +118,10 @@ pub struct FileConfig {
     pub hls_max_segments: Option<usize>,
     /// Cache-Control max-age of finished (VOD) playlists, in seconds.
     pub hls_vod_max_age_secs: Option<u64>,
+    /// Segment objects a span export fetches ahead, in parallel.
+    pub export_read_ahead: Option<usize>,
+    /// Most segments one span export may cover.
+    pub export_max_segments: Option<usize>,
 }
 
 impl FileConfig {
@@ -253,6 +257,12 @@ impl ServeConfig {
         }
         if let Some(n) = file.max_body_bytes {
             service.max_body_bytes = n;
+        }
+        if let Some(n) = file.export_read_ahead {
+            service.export_read_ahead = n.clamp(1, 256);
+        }
+        if let Some(n) = file.export_max_segments {
+            service.export_max_segments = n.max(1);
         }
         let hls = &mut service.hls;
         hls.presign_ttl = service.presign_ttl;

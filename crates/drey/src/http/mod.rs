@@ -4,6 +4,7 @@
 //! Handlers live one file per group of operations; errors map to status codes in `error`.
 
 pub mod error;
+mod export;
 mod flows;
 mod hls;
 pub mod media;
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(flows::delete_one),
         )
         .route("/flows/{flow_id}/playlist.m3u8", get(hls::flow_playlist))
+        .route("/flows/{flow_id}/download", get(export::download))
         .route("/flows/{flow_id}/tags", get(flows::get_tags))
         .route(
             "/flows/{flow_id}/tags/{name}",

@@ -37,6 +37,10 @@ pub struct ServiceConfig {
     pub max_objects_per_allocation: usize,
     /// HLS playlists.
     pub hls: HlsConfig,
+    /// Objects fetched ahead, in parallel, by a span export.
+    pub export_read_ahead: usize,
+    /// Most segments one export may span.
+    pub export_max_segments: usize,
 }
 
 impl Default for ServiceConfig {
@@ -54,6 +58,8 @@ impl Default for ServiceConfig {
             max_segments_per_post: 10_000,
             max_objects_per_allocation: 1000,
             hls: HlsConfig::default(),
+            export_read_ahead: 8,
+            export_max_segments: 100_000,
         }
     }
 }

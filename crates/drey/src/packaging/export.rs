@@ -1,0 +1,283 @@
+//! Export of a span of an MPEG-TS flow as one file: planned from the index rows (so the
+//! length, ETag and byte layout are known before the first byte), then streamed by
+//! fetching the segment objects in parallel with bounded read-ahead, in order. A byte
+//! range of the file maps onto ranges of the objects it covers.
+//!
+//! The file is the segments' bytes back to back. drey's own TS segments (and those of
+//! encoders that number continuity counters across segments, as ffmpeg's HLS muxer does)
+//! concatenate into a valid stream within one publish. Where the span has a gap, or a new
+//! `ts_offset` (a new publish: timestamps restart), the file carries a discontinuity; both
+//! are reported in response headers.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use drey_core::model::Flow;
+use drey_core::{Id, TimeRange};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use super::hls::PlaylistError;
+use crate::storage::index::{Index, ObjectState, SegmentQuery};
+use crate::storage::objects::{ObjectError, Objects};
+
+/// Version of the byte layout, part of the ETag: a change of layout changes every ETag.
+const LAYOUT: &str = "ts1";
+
+/// One segment's object in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub object_id: String,
+    pub size: u64,
+    /// Offset of its first byte in the file.
+    pub offset: u64,
+}
+
+/// What a span's file will hold.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub parts: Vec<Part>,
+    pub len: u64,
+    pub etag: String,
+    /// The time the file covers: whole segments, so it may start before and end after the
+    /// span asked for.
+    pub covers: TimeRange,
+    /// Holes in the span where the flow has no segment (skipped in the file).
+    pub gaps: Vec<TimeRange>,
+    /// Flow times where the media timeline restarts (a new `ts_offset`: a new publish).
+    pub discontinuities: Vec<i64>,
+}
+
+/// Plans the MPEG-TS export of `span` of `flow` (whole segments overlapping it).
+pub async fn plan(
+    index: &dyn Index,
+    flow: &Flow,
+    span: TimeRange,
+    max_segments: usize,
+) -> Result<Plan, PlaylistError> {
+    match flow.container.as_ref().map(|c| c.as_str()) {
+        Some("video/mp2t") => {}
+        other => {
+            return Err(PlaylistError::Unsupported {
+                field: "container",
+                message: format!(
+                    "TS export concatenates MPEG-TS segments (video/mp2t); this flow's container is {}",
+                    other.unwrap_or("not set")
+                ),
+            });
+        }
+    }
+    let rows = index
+        .list_segments(
+            flow.id,
+            &SegmentQuery {
+                range: span,
+                object_id: None,
+                reverse: false,
+                after_start_ns: None,
+                limit: max_segments + 1,
+            },
+        )
+        .await?;
+    if rows.len() > max_segments {
+        return Err(PlaylistError::Bad {
+            field: "timerange",
+            message: format!(
+                "the span holds more than {max_segments} segments; export it in parts"
+            ),
+        });
+    }
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        let content = index.flow_timerange(flow.id, &TimeRange::ETERNITY).await?;
+        return Err(PlaylistError::NotFound(if content.is_empty() {
+            format!("flow {} has no segments", flow.id)
+        } else {
+            format!(
+                "flow {} has no segments in timerange {span}; its content spans {content}",
+                flow.id
+            )
+        }));
+    };
+    let covers = TimeRange::from_nanos(first.start_ns, last.end_ns);
+    let mut ids: Vec<String> = rows.iter().map(|r| r.object_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut sizes = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        for o in index.get_objects(chunk).await? {
+            if o.controlled && o.state == ObjectState::Stored {
+                sizes.insert(o.id, o.size);
+            }
+        }
+    }
+    let mut parts = Vec::with_capacity(rows.len());
+    let mut offset = 0u64;
+    let mut gaps = Vec::new();
+    let mut discontinuities = Vec::new();
+    let mut h = DefaultHasher::new();
+    LAYOUT.hash(&mut h);
+    for (i, r) in rows.iter().enumerate() {
+        let size = match sizes.get(&r.object_id) {
+            Some(Some(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => {
+                return Err(PlaylistError::Unsupported {
+                    field: "object_id",
+                    message: format!(
+                        "segment object {:?} is not in drey's object store (or has no size); export reads drey's store only",
+                        r.object_id
+                    ),
+                });
+            }
+        };
+        if let Some(prev) = i.checked_sub(1).map(|j| &rows[j]) {
+            if prev.end_ns < r.start_ns {
+                gaps.push(TimeRange::from_nanos(prev.end_ns, r.start_ns));
+            }
+            if prev.ts_offset_ns != r.ts_offset_ns {
+                discontinuities.push(r.start_ns);
+            }
+        }
+        (&r.object_id, size).hash(&mut h);
+        parts.push(Part {
+            object_id: r.object_id.clone(),
+            size,
+            offset,
+        });
+        offset += size;
+    }
+    Ok(Plan {
+        parts,
+        len: offset,
+        etag: format!("\"{:016x}\"", h.finish()),
+        covers,
+        gaps,
+        discontinuities,
+    })
+}
+
+/// The pieces of objects that make up `range` of the file: (object id, range in it).
+pub fn pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>)> {
+    // Parts are in offset order: find the first one that ends after range.start.
+    let start = plan
+        .parts
+        .partition_point(|p| p.offset + p.size <= range.start);
+    plan.parts[start..]
+        .iter()
+        .take_while(|p| p.offset < range.end)
+        .filter(|p| p.size > 0)
+        .map(|p| {
+            let a = range.start.max(p.offset) - p.offset;
+            let b = range.end.min(p.offset + p.size) - p.offset;
+            (p.object_id.clone(), a..b)
+        })
+        .collect()
+}
+
+/// `range` of the planned file as a stream: objects fetched `read_ahead` at a time, in
+/// order, each piece whole in memory at most (so memory stays at read_ahead x segment
+/// size whatever the span). A failed or short read ends the stream with an error, which
+/// the HTTP layer turns into a cut connection (the client sees fewer bytes than
+/// Content-Length, never wrong ones).
+pub fn stream(
+    objects: Arc<Objects>,
+    plan: &Plan,
+    range: Range<u64>,
+    read_ahead: usize,
+) -> BoxStream<'static, Result<Bytes, ObjectError>> {
+    futures::stream::iter(pieces(plan, range))
+        .map(move |(id, r)| {
+            let objects = objects.clone();
+            async move {
+                let want = r.end - r.start;
+                let read = objects.get(&id, Some(r)).await?;
+                let chunks: Vec<Bytes> = read.body.try_collect().await?;
+                let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+                if got != want {
+                    return Err(ObjectError::Body(format!(
+                        "object {id:?} gave {got} bytes where {want} were planned"
+                    )));
+                }
+                Ok(futures::stream::iter(chunks.into_iter().map(Ok)))
+            }
+        })
+        .buffered(read_ahead.max(1))
+        .try_flatten()
+        .boxed()
+}
+
+/// The id part of a download's file name.
+pub fn file_name(flow: Id, covers: &TimeRange) -> String {
+    let start = covers
+        .start_nanos()
+        .map(|ns| {
+            let t = drey_core::Timestamp::from_nanos(ns).to_utc();
+            format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default();
+    format!("{flow}-{start}.ts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(sizes: &[u64]) -> Plan {
+        let mut offset = 0;
+        let parts = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let p = Part {
+                    object_id: format!("o{i}"),
+                    size,
+                    offset,
+                };
+                offset += size;
+                p
+            })
+            .collect();
+        Plan {
+            parts,
+            len: offset,
+            etag: String::new(),
+            covers: TimeRange::ETERNITY,
+            gaps: Vec::new(),
+            discontinuities: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ranges_map_onto_objects() {
+        let p = plan_of(&[10, 0, 5, 20]);
+        assert_eq!(
+            pieces(&p, 0..35),
+            vec![
+                ("o0".into(), 0..10),
+                ("o2".into(), 0..5),
+                ("o3".into(), 0..20)
+            ]
+        );
+        assert_eq!(
+            pieces(&p, 8..12),
+            vec![("o0".into(), 8..10), ("o2".into(), 0..2)]
+        );
+        assert_eq!(pieces(&p, 15..16), vec![("o3".into(), 0..1)]);
+        assert_eq!(pieces(&p, 34..35), vec![("o3".into(), 19..20)]);
+        // Every byte of every range is covered exactly once, in order.
+        for a in 0..35u64 {
+            for b in a + 1..=35 {
+                let total: u64 = pieces(&p, a..b).iter().map(|(_, r)| r.end - r.start).sum();
+                assert_eq!(total, b - a, "{a}..{b}");
+            }
+        }
+    }
+}
