@@ -22,6 +22,8 @@ enum Command {
     Serve(drey::config::ServeArgs),
     /// Collect garbage once: unregistered allocations past their timeout and unreferenced objects.
     Gc(drey::config::StoreArgs),
+    /// Export a span of a flow as one file (through a running drey with --url, or from the store).
+    Export(drey::cmds::export::ExportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => drey::cmds::serve::run(args).await,
             Command::Gc(args) => drey::cmds::gc::run(args).await,
+            Command::Export(args) => drey::cmds::export::run(args).await,
         }
     })
 }

@@ -131,6 +131,45 @@ async fn export_spans(backend: Backend) {
     assert_eq!(p.video_frames, 150, "three 2 s segments at 25 fps");
     assert_eq!(decode_errors(&part), "");
 
+    // The CLI writes the same file, through the server or straight from the store.
+    let span_arg = span.to_string();
+    for mode in ["http", "direct"] {
+        let out = dir.path().join(format!("cli-{mode}.ts"));
+        let out_s = out.to_string_lossy().into_owned();
+        let mut args = vec![
+            "export",
+            id.as_str(),
+            "--timerange",
+            &span_arg,
+            "-o",
+            &out_s,
+            "-q",
+        ];
+        if mode == "http" {
+            args.extend(["--url", d.base.as_str()]);
+        }
+        let (ok, err) = d.run_cli(&args);
+        assert!(ok, "drey export ({mode}): {err}");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&part).unwrap(),
+            "{mode}"
+        );
+        assert!(!dir.path().join(format!("cli-{mode}.ts.part")).exists());
+    }
+    let missing_out = dir.path().join("none.ts");
+    let (ok, err) = d.run_cli(&[
+        "export",
+        id.as_str(),
+        "--timerange",
+        "[1:0_2:0)",
+        "-o",
+        &missing_out.to_string_lossy(),
+        "-q",
+    ]);
+    assert!(!ok && err.contains("no segments"), "{err}");
+    assert!(!missing_out.exists() && !dir.path().join("none.ts.part").exists());
+
     // Bad requests.
     let json = |r: reqwest::Response| async move {
         let s = r.status().as_u16();

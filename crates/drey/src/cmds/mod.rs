@@ -1,4 +1,5 @@
 //! Subcommands, one per file: each has `run(args)`.
 
+pub mod export;
 pub mod gc;
 pub mod serve;

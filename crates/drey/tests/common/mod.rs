@@ -83,6 +83,25 @@ impl Drey {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
     }
 
+    /// Runs another `drey` subcommand against this instance's store (its configuration
+    /// and data directory), returning its exit status and stderr.
+    pub fn run_cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_drey"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("drey.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .env("DREY_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run drey");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     fn spawn(dir: &std::path::Path, port: u16, rtmp_port: u16, env: &[(String, String)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -1,0 +1,189 @@
+//! `drey export FLOW --start .. --end .. -o FILE`: one file for a span of a flow, either
+//! through a running drey (`--url`, its `/flows/{id}/download`) or straight from the store
+//! (the same plan and parallel fetch as the server). Writes `FILE.part` and renames it
+//! when complete, so a file with the final name is always whole. Shows bytes, rate and ETA.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{FileConfig, StoreArgs, StoreConfig};
+use crate::http::query::Query;
+use crate::packaging::export;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// The flow to export (its id).
+    pub flow: drey_core::Id,
+    /// Start of the span, ISO 8601 UTC (e.g. 2026-11-29T14:00:00Z).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End of the span, ISO 8601 UTC (exclusive).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// The span as a TAMS timerange instead (e.g. "[1764424837:0_1764424897:0)").
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub timerange: Option<String>,
+    /// File format: ts.
+    #[arg(long, default_value = "ts")]
+    pub format: String,
+    /// Where to write the file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Export through a running drey at this base URL instead of opening the store.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Segment objects fetched ahead, in parallel (direct export).
+    #[arg(long, default_value_t = 8)]
+    pub read_ahead: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+impl ExportArgs {
+    fn query(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("format", &self.format);
+        for (k, v) in [
+            ("timerange", &self.timerange),
+            ("start", &self.start),
+            ("end", &self.end),
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+        q.finish()
+    }
+}
+
+fn progress(len: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bytes:>10} / {total_bytes} [{wide_bar}] {bytes_per_sec:>12} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    if args.format != "ts" {
+        bail!("--format {}: only ts export is built", args.format);
+    }
+    let mut part = args.output.clone().into_os_string();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .with_context(|| format!("creating {}", part.display()))?;
+    let result = match &args.url {
+        Some(url) => over_http(&args, url, &mut file).await,
+        None => direct(&args, &mut file).await,
+    };
+    let written = match result {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+    };
+    file.flush().await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&part, &args.output)
+        .await
+        .with_context(|| format!("renaming {} to {}", part.display(), args.output.display()))?;
+    tracing::info!(bytes = written, file = %args.output.display(), "export done");
+    Ok(())
+}
+
+async fn direct(args: &ExportArgs, file: &mut tokio::fs::File) -> anyhow::Result<u64> {
+    let cfg = FileConfig::load(args.store.config.as_deref())?;
+    let (index, objects) = StoreConfig::resolve(&args.store, &cfg).open().await?;
+    let q = args.query();
+    let span = Query::parse(Some(&q))
+        .span()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .unwrap_or(drey_core::TimeRange::ETERNITY);
+    let flow = index
+        .get_flow(args.flow)
+        .await?
+        .with_context(|| format!("flow {} does not exist", args.flow))?
+        .value;
+    let plan = export::plan(index.as_ref(), &flow, span, usize::MAX / 2)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for g in &plan.gaps {
+        tracing::warn!(gap = %g, "the span has no segments here; skipped");
+    }
+    let bar = progress(plan.len, args.quiet);
+    let mut body = export::stream(objects, &plan, 0..plan.len, args.read_ahead);
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        file.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+        bar.set_position(written);
+    }
+    bar.finish_and_clear();
+    if written != plan.len {
+        bail!("wrote {written} bytes of {}", plan.len);
+    }
+    Ok(written)
+}
+
+async fn over_http(
+    args: &ExportArgs,
+    url: &str,
+    file: &mut tokio::fs::File,
+) -> anyhow::Result<u64> {
+    let url = format!(
+        "{}/flows/{}/download?{}",
+        url.trim_end_matches('/'),
+        args.flow,
+        args.query()
+    );
+    let mut resp = reqwest::get(&url)
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        bail!("GET {url}: {status}: {body}");
+    }
+    if let Some(g) = resp
+        .headers()
+        .get("drey-gaps")
+        .and_then(|v| v.to_str().ok())
+    {
+        tracing::warn!(gaps = g, "the span has no segments here; skipped");
+    }
+    let len = resp.content_length();
+    let bar = progress(len.unwrap_or(0), args.quiet);
+    let mut written = 0u64;
+    while let Some(chunk) = resp.chunk().await? {
+        file.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+        bar.set_position(written);
+    }
+    bar.finish_and_clear();
+    if let Some(len) = len
+        && written != len
+    {
+        bail!("the download ended after {written} of {len} bytes");
+    }
+    Ok(written)
+}
