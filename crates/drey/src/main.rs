@@ -38,9 +38,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         builder.init();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Command::Export(args) = &cli.command {
+        // Each blocking thread may get a malloc arena of its own: an export needs only as
+        // many as it reads ahead, which keeps its memory flat whatever the span.
+        rt.max_blocking_threads(args.read_ahead.clamp(1, 64) + 2);
+    }
+    let rt = rt.build()?;
     rt.block_on(async {
         match cli.command {
             Command::Serve(args) => drey::cmds::serve::run(args).await,

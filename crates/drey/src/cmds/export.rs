@@ -31,7 +31,7 @@ pub struct ExportArgs {
     /// File format: ts.
     #[arg(long, default_value = "ts")]
     pub format: String,
-    /// Where to write the file.
+    /// Where to write the file (`-`: standard output, e.g. to pipe into ffmpeg).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Export through a running drey at this base URL instead of opening the store.
@@ -79,19 +79,51 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Where the bytes go: a file (written as FILE.part, renamed when whole) or stdout.
+enum Sink {
+    File(tokio::fs::File),
+    Stdout(tokio::io::Stdout),
+}
+
+impl Sink {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.write_all(b).await,
+            Sink::Stdout(s) => s.write_all(b).await,
+        }
+    }
+}
+
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     if args.format != "ts" {
         bail!("--format {}: only ts export is built", args.format);
     }
+    if args.output.as_os_str() == "-" {
+        let mut out = Sink::Stdout(tokio::io::stdout());
+        let written = match &args.url {
+            Some(url) => over_http(&args, url, &mut out).await?,
+            None => direct(&args, &mut out).await?,
+        };
+        if let Sink::Stdout(s) = &mut out {
+            s.flush().await?;
+        }
+        tracing::info!(bytes = written, "export done");
+        return Ok(());
+    }
     let mut part = args.output.clone().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
-    let mut file = tokio::fs::File::create(&part)
-        .await
-        .with_context(|| format!("creating {}", part.display()))?;
+    let mut out = Sink::File(
+        tokio::fs::File::create(&part)
+            .await
+            .with_context(|| format!("creating {}", part.display()))?,
+    );
     let result = match &args.url {
-        Some(url) => over_http(&args, url, &mut file).await,
-        None => direct(&args, &mut file).await,
+        Some(url) => over_http(&args, url, &mut out).await,
+        None => direct(&args, &mut out).await,
+    };
+    let Sink::File(mut file) = out else {
+        unreachable!("a file sink was made above")
     };
     let written = match result {
         Ok(n) => n,
@@ -110,7 +142,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn direct(args: &ExportArgs, file: &mut tokio::fs::File) -> anyhow::Result<u64> {
+async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
     let cfg = FileConfig::load(args.store.config.as_deref())?;
     let (index, objects) = StoreConfig::resolve(&args.store, &cfg).open().await?;
     let q = args.query();
@@ -145,11 +177,7 @@ async fn direct(args: &ExportArgs, file: &mut tokio::fs::File) -> anyhow::Result
     Ok(written)
 }
 
-async fn over_http(
-    args: &ExportArgs,
-    url: &str,
-    file: &mut tokio::fs::File,
-) -> anyhow::Result<u64> {
+async fn over_http(args: &ExportArgs, url: &str, file: &mut Sink) -> anyhow::Result<u64> {
     let url = format!(
         "{}/flows/{}/download?{}",
         url.trim_end_matches('/'),
