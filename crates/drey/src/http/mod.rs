@@ -96,6 +96,10 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(service::openapi))
         .route("/metrics", get(service::metrics))
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.cfg.max_body_bytes,
+            refuse_declared_oversize,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(60),
@@ -111,6 +115,27 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers 413 (JSON) at once to a request whose Content-Length is over the limit, instead
+/// of reading the body up to the limit first.
+async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => {
+            axum::response::IntoResponse::into_response(error::ApiError::TooLarge {
+                limit: limit as u64,
+            })
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {
