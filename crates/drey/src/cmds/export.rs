@@ -123,7 +123,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         None => direct(&args, &mut out).await,
     };
     let Sink::File(mut file) = out else {
-        unreachable!("a file sink was made above")
+        bail!("internal: the export sink is not the file it was made as")
     };
     let written = match result {
         Ok(n) => n,

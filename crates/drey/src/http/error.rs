@@ -142,9 +142,9 @@ impl From<ObjectError> for ApiError {
     }
 }
 
-impl From<crate::packaging::hls::PlaylistError> for ApiError {
-    fn from(e: crate::packaging::hls::PlaylistError) -> Self {
-        use crate::packaging::hls::PlaylistError as P;
+impl From<crate::packaging::PackagingError> for ApiError {
+    fn from(e: crate::packaging::PackagingError) -> Self {
+        use crate::packaging::PackagingError as P;
         match e {
             P::NotFound(m) => ApiError::NotFound(m),
             P::Bad { field, message } => ApiError::bad(field, message),

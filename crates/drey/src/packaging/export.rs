@@ -18,8 +18,8 @@ use drey_core::model::Flow;
 use drey_core::{Id, TimeRange};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use super::hls::PlaylistError;
-use crate::storage::index::{Index, ObjectState, SegmentQuery};
+use super::{PackagingError, span_segments};
+use crate::storage::index::{Index, ObjectState};
 use crate::storage::objects::{ObjectError, Objects};
 
 /// Version of the byte layout, part of the ETag: a change of layout changes every ETag.
@@ -55,11 +55,11 @@ pub async fn plan(
     flow: &Flow,
     span: TimeRange,
     max_segments: usize,
-) -> Result<Plan, PlaylistError> {
+) -> Result<Plan, PackagingError> {
     match flow.container.as_ref().map(|c| c.as_str()) {
         Some("video/mp2t") => {}
         other => {
-            return Err(PlaylistError::Unsupported {
+            return Err(PackagingError::Unsupported {
                 field: "container",
                 message: format!(
                     "TS export concatenates MPEG-TS segments (video/mp2t); this flow's container is {}",
@@ -68,36 +68,12 @@ pub async fn plan(
             });
         }
     }
-    let rows = index
-        .list_segments(
-            flow.id,
-            &SegmentQuery {
-                range: span,
-                object_id: None,
-                reverse: false,
-                after_start_ns: None,
-                limit: max_segments + 1,
-            },
-        )
-        .await?;
-    if rows.len() > max_segments {
-        return Err(PlaylistError::Bad {
-            field: "timerange",
-            message: format!(
-                "the span holds more than {max_segments} segments; export it in parts"
-            ),
-        });
-    }
+    let rows = span_segments(index, flow.id, span, max_segments, "export").await?;
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-        let content = index.flow_timerange(flow.id, &TimeRange::ETERNITY).await?;
-        return Err(PlaylistError::NotFound(if content.is_empty() {
-            format!("flow {} has no segments", flow.id)
-        } else {
-            format!(
-                "flow {} has no segments in timerange {span}; its content spans {content}",
-                flow.id
-            )
-        }));
+        return Err(PackagingError::NotFound(format!(
+            "flow {} has no segments",
+            flow.id
+        )));
     };
     let covers = TimeRange::from_nanos(first.start_ns, last.end_ns);
     let mut ids: Vec<String> = rows.iter().map(|r| r.object_id.clone()).collect();
@@ -121,7 +97,7 @@ pub async fn plan(
         let size = match sizes.get(&r.object_id) {
             Some(Some(n)) => u64::try_from(*n).unwrap_or(0),
             _ => {
-                return Err(PlaylistError::Unsupported {
+                return Err(PackagingError::Unsupported {
                     field: "object_id",
                     message: format!(
                         "segment object {:?} is not in drey's object store (or has no size); export reads drey's store only",

@@ -21,9 +21,10 @@ use drey_core::hls::{
 use drey_core::model::{Flow, FlowEssence, FlowStatus};
 use drey_core::{Id, TimeRange};
 
+use super::{PackagingError, span_segments};
 use crate::storage::events::SegmentEvents;
-use crate::storage::index::{FlowQuery, Index, IndexError, SegmentQuery, SegmentRow};
-use crate::storage::objects::{ObjectError, Objects};
+use crate::storage::index::{FlowQuery, Index, SegmentQuery, SegmentRow};
+use crate::storage::objects::Objects;
 
 /// Where segment URIs in playlists point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,28 +66,7 @@ impl Default for HlsConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PlaylistError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{field}: {message}")]
-    Bad {
-        field: &'static str,
-        message: String,
-    },
-    /// The flow's container or codec cannot be carried by HLS.
-    #[error("{field}: {message}")]
-    Unsupported {
-        field: &'static str,
-        message: String,
-    },
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    #[error(transparent)]
-    Objects(#[from] ObjectError),
-}
-
-type Result<T, E = PlaylistError> = std::result::Result<T, E>;
+type Result<T, E = PackagingError> = std::result::Result<T, E>;
 
 /// A generated playlist and what its HTTP answer needs.
 #[derive(Debug)]
@@ -157,7 +137,7 @@ fn packaging(f: &Flow) -> Result<Packaging> {
         Some(c) if TS_CONTAINERS.contains(&c) => Packaging::Ts,
         Some(c) if FMP4_CONTAINERS.contains(&c) => Packaging::Fmp4,
         Some(c) => {
-            return Err(PlaylistError::Unsupported {
+            return Err(PackagingError::Unsupported {
                 field: "container",
                 message: format!(
                     "HLS carries MPEG-TS (video/mp2t) or fragmented MP4 (video/mp4, audio/mp4) segments, not {c}"
@@ -165,7 +145,7 @@ fn packaging(f: &Flow) -> Result<Packaging> {
             });
         }
         None => {
-            return Err(PlaylistError::Unsupported {
+            return Err(PackagingError::Unsupported {
                 field: "container",
                 message: "the flow has no container; HLS needs MPEG-TS or fragmented MP4 segments"
                     .to_owned(),
@@ -174,12 +154,12 @@ fn packaging(f: &Flow) -> Result<Packaging> {
     };
     match (&f.essence, &f.codec) {
         (FlowEssence::Image { .. } | FlowEssence::Data { .. }, _) => {
-            Err(PlaylistError::Unsupported {
+            Err(PackagingError::Unsupported {
                 field: "format",
                 message: format!("HLS cannot play a flow of format {}", f.essence.format()),
             })
         }
-        (_, Some(c)) if !HLS_CODECS.contains(&c.as_str()) => Err(PlaylistError::Unsupported {
+        (_, Some(c)) if !HLS_CODECS.contains(&c.as_str()) => Err(PackagingError::Unsupported {
             field: "codec",
             message: format!("HLS players cannot decode codec {}", c.as_str()),
         }),
@@ -346,7 +326,7 @@ impl Hls {
                 return Ok(r);
             };
             if m > r.last_seq.saturating_add(2) {
-                return Err(PlaylistError::Bad {
+                return Err(PackagingError::Bad {
                     field: "_HLS_msn",
                     message: format!(
                         "media sequence number {m} is more than two past the last segment ({})",
@@ -376,62 +356,49 @@ impl Hls {
             .index
             .get_flow(flow_id)
             .await?
-            .ok_or_else(|| PlaylistError::NotFound(format!("flow {flow_id} does not exist")))?
+            .ok_or_else(|| PackagingError::NotFound(format!("flow {flow_id} does not exist")))?
             .value;
         let packaging = packaging(&flow)?;
         let live = flow.status == Some(FlowStatus::Ingesting);
-        let max = self.cfg.max_segments;
-        let query = |range: TimeRange, reverse: bool, limit: usize| SegmentQuery {
-            range,
-            object_id: None,
-            reverse,
-            after_start_ns: None,
-            limit,
-        };
         let rows = match span {
             None if live => {
                 let mut rows = self
                     .index
                     .list_segments(
                         flow_id,
-                        &query(TimeRange::ETERNITY, true, self.cfg.live_segments.max(1)),
+                        &SegmentQuery {
+                            range: TimeRange::ETERNITY,
+                            object_id: None,
+                            reverse: true,
+                            after_start_ns: None,
+                            limit: self.cfg.live_segments.max(1),
+                        },
                     )
                     .await?;
                 rows.reverse();
+                if rows.is_empty() {
+                    return Err(PackagingError::NotFound(format!(
+                        "flow {flow_id} has no segments yet"
+                    )));
+                }
                 rows
             }
-            None => {
-                self.index
-                    .list_segments(flow_id, &query(TimeRange::ETERNITY, false, max + 1))
-                    .await?
-            }
-            Some(r) => {
-                self.index
-                    .list_segments(flow_id, &query(r, false, max + 1))
-                    .await?
+            _ => {
+                let range = span.unwrap_or(TimeRange::ETERNITY);
+                span_segments(
+                    self.index.as_ref(),
+                    flow_id,
+                    range,
+                    self.cfg.max_segments,
+                    "playlist",
+                )
+                .await?
             }
         };
-        if rows.len() > max {
-            return Err(PlaylistError::Bad {
-                field: "timerange",
-                message: format!(
-                    "the span holds more than {max} segments, more than one playlist may list; ask for a shorter timerange"
-                ),
-            });
-        }
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            let content = self
-                .index
-                .flow_timerange(flow_id, &TimeRange::ETERNITY)
-                .await?;
-            return Err(PlaylistError::NotFound(match span {
-                Some(r) if !content.is_empty() => {
-                    format!(
-                        "flow {flow_id} has no segments in timerange {r}; its content spans {content}"
-                    )
-                }
-                _ => format!("flow {flow_id} has no segments yet"),
-            }));
+            return Err(PackagingError::NotFound(format!(
+                "flow {flow_id} has no segments"
+            )));
         };
         let kind = match span {
             None if live => PlaylistKind::Live,
@@ -559,7 +526,7 @@ impl Hls {
             .index
             .get_source(source_id)
             .await?
-            .ok_or_else(|| PlaylistError::NotFound(format!("source {source_id} does not exist")))?
+            .ok_or_else(|| PackagingError::NotFound(format!("source {source_id} does not exist")))?
             .value;
         let mut source_ids = vec![source_id];
         source_ids.extend(source.source_collection.iter().flatten().map(|c| c.id));
@@ -602,7 +569,7 @@ impl Hls {
             entries.push(self.describe(&f, &last).await?);
         }
         if entries.is_empty() {
-            return Err(PlaylistError::NotFound(format!(
+            return Err(PackagingError::NotFound(format!(
                 "source {source_id} has no flow HLS can play ({})",
                 if refused.is_empty() {
                     "it has no flows".to_owned()
@@ -805,7 +772,7 @@ mod tests {
         ];
         for (v, field) in cases {
             match packaging(&flow(v)) {
-                Err(PlaylistError::Unsupported { field: f, message }) => {
+                Err(PackagingError::Unsupported { field: f, message }) => {
                     assert_eq!(f, field, "{message}");
                 }
                 other => panic!("expected unsupported {field}, got {other:?}"),
