@@ -488,46 +488,40 @@ impl LiveSegmenter {
                 .push(u32::try_from(data.len()).unwrap_or(u32::MAX));
             m.video_data.extend_from_slice(data);
         }
-        if !self.cfg.ts {
-            let open = self.open.as_mut().expect("opened above");
-            open.video_frames += 1;
-            if is_key {
-                open.key_frame_count += 1;
+        if self.cfg.ts {
+            let avc_cfg = self.avc.as_ref().expect("checked above");
+            let inline_sps = nals.iter().any(|n| avc::nal_type(n) == avc::NAL_SPS);
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * nals.len() + 6);
+            parts.push(AUD);
+            if is_key && !inline_sps {
+                for ps in avc_cfg.sps.iter().chain(avc_cfg.pps.iter()) {
+                    parts.push(START_CODE);
+                    parts.push(ps);
+                }
             }
-            self.check_size()?;
-            return Ok(closed);
-        }
-        let avc_cfg = self.avc.as_ref().expect("checked above");
-        let inline_sps = nals.iter().any(|n| avc::nal_type(n) == avc::NAL_SPS);
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * nals.len() + 6);
-        parts.push(AUD);
-        if is_key && !inline_sps {
-            for ps in avc_cfg.sps.iter().chain(avc_cfg.pps.iter()) {
+            for nal in &nals {
+                if avc::nal_type(nal) == avc::NAL_AUD {
+                    continue;
+                }
                 parts.push(START_CODE);
-                parts.push(ps);
+                parts.push(nal);
             }
+            let dts = Self::ts90(dts_ms);
+            let open = self.open.as_mut().expect("opened above");
+            self.writer.write_pes(
+                &mut open.data,
+                &Pes {
+                    pid: ts::PID_VIDEO,
+                    stream_id: ts::STREAM_ID_VIDEO,
+                    pts: Self::ts90(pts_ms),
+                    dts: Some(dts),
+                    pcr: Some(dts.saturating_sub(PCR_DELAY)),
+                    random_access: is_key,
+                    payload: &parts,
+                },
+            );
         }
-        for nal in &nals {
-            if avc::nal_type(nal) == avc::NAL_AUD {
-                continue;
-            }
-            parts.push(START_CODE);
-            parts.push(nal);
-        }
-        let dts = Self::ts90(dts_ms);
         let open = self.open.as_mut().expect("opened above");
-        self.writer.write_pes(
-            &mut open.data,
-            &Pes {
-                pid: ts::PID_VIDEO,
-                stream_id: ts::STREAM_ID_VIDEO,
-                pts: Self::ts90(pts_ms),
-                dts: Some(dts),
-                pcr: Some(dts.saturating_sub(PCR_DELAY)),
-                random_access: is_key,
-                payload: &parts,
-            },
-        );
         open.video_frames += 1;
         if is_key {
             open.key_frame_count += 1;
@@ -610,30 +604,27 @@ impl LiveSegmenter {
                 m.audio_data.extend_from_slice(raw);
             }
         }
-        if !self.cfg.ts {
+        if self.cfg.ts {
+            let pts = Self::ts90(t_ms);
             let open = self.open.as_mut().expect("opened above");
-            open.audio_frames += 1;
-            self.check_size()?;
-            return Ok(closed);
-        }
-        let pts = Self::ts90(t_ms);
-        let open = self.open.as_mut().expect("opened above");
-        self.writer.write_pes(
-            &mut open.data,
-            &Pes {
-                pid: ts::PID_AUDIO,
-                stream_id: ts::STREAM_ID_AUDIO,
-                pts,
-                dts: None,
-                pcr: if program.video {
-                    None
-                } else {
-                    Some(pts.saturating_sub(PCR_DELAY))
+            self.writer.write_pes(
+                &mut open.data,
+                &Pes {
+                    pid: ts::PID_AUDIO,
+                    stream_id: ts::STREAM_ID_AUDIO,
+                    pts,
+                    dts: None,
+                    pcr: if program.video {
+                        None
+                    } else {
+                        Some(pts.saturating_sub(PCR_DELAY))
+                    },
+                    random_access: !program.video,
+                    payload: &[&adts, raw],
                 },
-                random_access: !program.video,
-                payload: &[&adts, raw],
-            },
-        );
+            );
+        }
+        let open = self.open.as_mut().expect("opened above");
         open.audio_frames += 1;
         self.check_size()?;
         Ok(closed)

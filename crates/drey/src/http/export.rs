@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use drey_core::TimeRange;
 
 use super::error::{ApiError, ApiResult};
-use super::media::parse_range;
+use super::media::{content_range, etag_matches, requested_range};
 use super::query::{Query, path_id};
 use super::state::AppState;
 use crate::packaging::export;
@@ -46,24 +46,14 @@ pub async fn download(
         .ok_or_else(|| ApiError::NotFound(format!("flow {id} does not exist")))?
         .value;
     let plan = export::plan(st.index.as_ref(), &flow, span, st.cfg.export_max_segments).await?;
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == plan.etag))
-    {
+    if etag_matches(&headers, &plan.etag) {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&plan.etag) {
             resp.headers_mut().insert(header::ETAG, v);
         }
         return Ok(resp);
     }
-    let requested = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(h) => Some(
-            parse_range(h, plan.len)
-                .map_err(|_| ApiError::RangeNotSatisfiable { len: plan.len })?,
-        ),
-        None => None,
-    };
+    let requested = requested_range(&headers, plan.len)?;
     let range = requested.clone().unwrap_or(0..plan.len);
     // The stream fetches nothing until polled: a HEAD costs only the plan.
     let body = export::stream(
@@ -111,10 +101,7 @@ pub async fn download(
         set("drey-discontinuities", at.join(","));
     }
     if requested.is_some() {
-        set(
-            "content-range",
-            format!("bytes {}-{}/{}", range.start, range.end - 1, plan.len),
-        );
+        set("content-range", content_range(&range, plan.len));
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(resp)

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiResult;
+use super::media::etag_matches;
 use super::query::{Query, path_id};
 use super::state::AppState;
 use crate::packaging::hls::Rendered;
@@ -39,11 +40,7 @@ fn answer(r: &Rendered, headers: &HeaderMap) -> Response {
         Some((gz, etag)) if accepts_gzip(headers) => (gz, etag, true),
         _ => (&r.body, &r.etag, false),
     };
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut resp = if not_modified {
+    let mut resp = if etag_matches(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         Response::new(Body::from(body.clone()))

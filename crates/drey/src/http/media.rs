@@ -85,8 +85,39 @@ pub async fn put(
     Ok(StatusCode::CREATED.into_response())
 }
 
+/// The single byte range a request asks for (`Range`), checked against `len` bytes:
+/// `None` without the header, 416 when it cannot be satisfied.
+pub(crate) fn requested_range(
+    headers: &HeaderMap,
+    len: u64,
+) -> ApiResult<Option<std::ops::Range<u64>>> {
+    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(h) => parse_range(h, len)
+            .map(Some)
+            .map_err(|_| ApiError::RangeNotSatisfiable { len }),
+        None => Ok(None),
+    }
+}
+
+/// The `Content-Range` value of `range` of `len` bytes.
+pub(crate) fn content_range(range: &std::ops::Range<u64>, len: u64) -> String {
+    format!(
+        "bytes {}-{}/{len}",
+        range.start,
+        range.end.saturating_sub(1)
+    )
+}
+
+/// True when `If-None-Match` names `etag` (or `*`).
+pub(crate) fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
 /// Parses a single `bytes=` range against an object of `len` bytes.
-pub(crate) fn parse_range(h: &str, len: u64) -> Result<std::ops::Range<u64>, ()> {
+fn parse_range(h: &str, len: u64) -> Result<std::ops::Range<u64>, ()> {
     let spec = h.trim().strip_prefix("bytes=").ok_or(())?;
     if spec.contains(',') {
         return Err(());
@@ -178,10 +209,7 @@ pub async fn get(
             (len, o.content_type)
         }
     };
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(h) => Some(parse_range(h, len).map_err(|_| ApiError::RangeNotSatisfiable { len })?),
-        None => None,
-    };
+    let range = requested_range(&headers, len)?;
     let read = st.objects.get(&object_id, range.clone()).await?;
     if read.size != len {
         st.stored_objects
@@ -209,12 +237,7 @@ pub async fn get(
     let served = read.range.end - read.range.start;
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(served));
     if range.is_some() {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {}-{}/{}",
-            read.range.start,
-            read.range.end - 1,
-            read.size
-        )) {
+        if let Ok(v) = HeaderValue::from_str(&content_range(&read.range, read.size)) {
             h.insert(header::CONTENT_RANGE, v);
         }
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;

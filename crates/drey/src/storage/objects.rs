@@ -357,19 +357,10 @@ impl Objects {
         };
         let size = res.meta.size;
         let range = res.range.clone();
-        let body = match res.payload {
-            // A local file: object_store would read it 8 KiB per blocking task; read large
-            // chunks instead (one blocking read for a typical segment).
-            object_store::GetResultPayload::File(file, _) => {
-                file_chunks(Arc::new(file), range.clone()).boxed()
-            }
-            payload @ object_store::GetResultPayload::Stream(_) => {
-                object_store::GetResult { payload, ..res }
-                    .into_stream()
-                    .map(|r| r.map_err(ObjectError::from))
-                    .boxed()
-            }
-        };
+        let body = res
+            .into_stream()
+            .map(|r| r.map_err(ObjectError::from))
+            .boxed();
         Ok(ObjectRead { size, range, body })
     }
 
