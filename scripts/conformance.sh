@@ -38,11 +38,14 @@ python3 scripts/spec_client.py "$BASE" --seed "$WORK/seed.env"
 
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 EXCLUDE='^/service/(webhooks|profiles)|/instances$'
+# filter_too_much is a health check of schemathesis' own generator (it gave up finding values for
+# a path parameter, e.g. the tag `name` of DELETE /sources/{id}/tags/{name}); it says nothing about
+# drey, and on an unlucky seed it failed CI once (2026-11-29), so it is suppressed.
 run_st() {  # [--config-file F] run-options...
   local global=()
   if [ "${1:-}" = --config-file ]; then global=(--config-file "$2"); shift 2; fi
   schemathesis "${global[@]}" run "$SPEC" --url "$BASE" --exclude-path-regex "$EXCLUDE" \
-    -n "${DREY_ST_EXAMPLES:-25}" "$@" >"$WORK/st.out" 2>&1 || { cat "$WORK/st.out"; tail -50 "$WORK/drey.log"; exit 1; }
+    -n "${DREY_ST_EXAMPLES:-25}" --suppress-health-check=filter_too_much "$@" >"$WORK/st.out" 2>&1 || { cat "$WORK/st.out"; tail -50 "$WORK/drey.log"; exit 1; }
   grep -E "generated|^Seed" "$WORK/st.out" | sed "s/^/   /"
 }
 echo "-- [$BACKEND] schemathesis, generated ids"
