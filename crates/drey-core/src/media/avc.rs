@@ -24,6 +24,10 @@ pub struct AvcConfig {
     pub height: u32,
     /// From the SPS's VUI timing information, when present.
     pub fps: Option<f64>,
+    /// chroma_format_idc and bit depths, which the record of a High-profile stream repeats.
+    pub chroma_format_idc: u8,
+    pub bit_depth_luma_minus8: u8,
+    pub bit_depth_chroma_minus8: u8,
 }
 
 fn take<'a>(buf: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], MediaError> {
@@ -104,7 +108,36 @@ impl AvcConfig {
             width,
             height,
             fps,
+            chroma_format_idc: parsed.chroma_info.chroma_format.to_u32().min(3) as u8,
+            bit_depth_luma_minus8: parsed.chroma_info.bit_depth_luma_minus8,
+            bit_depth_chroma_minus8: parsed.chroma_info.bit_depth_chroma_minus8,
         })
+    }
+
+    /// An AVCDecoderConfigurationRecord for one SPS and one PPS (as found in-band in an
+    /// Annex B stream), with the High-profile extension where the profile has one.
+    pub fn record_from(sps: &[u8], pps: &[u8]) -> Result<(Vec<u8>, AvcConfig), MediaError> {
+        if sps.len() < 4 || sps.len() > 0xffff || pps.len() > 0xffff {
+            return Err(MediaError::BadAvcConfig(
+                "in-band SPS or PPS of impossible size".into(),
+            ));
+        }
+        let mut r = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
+        r.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        r.extend_from_slice(sps);
+        r.push(1);
+        r.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+        r.extend_from_slice(pps);
+        let cfg = AvcConfig::parse(&r)?;
+        if matches!(cfg.profile_idc, 100 | 110 | 122 | 144 | 244) {
+            r.extend_from_slice(&[
+                0xfc | cfg.chroma_format_idc,
+                0xf8 | cfg.bit_depth_luma_minus8.min(7),
+                0xf8 | cfg.bit_depth_chroma_minus8.min(7),
+                0,
+            ]);
+        }
+        Ok((r, cfg))
     }
 
     /// The RFC 6381 codec string, `avc1.PPCCLL`.
@@ -153,7 +186,7 @@ pub fn nal_type(nal: &[u8]) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The decoder configuration ffmpeg/x264 wrote for testdata/small.flv (160x90, High).

@@ -51,50 +51,7 @@ pub struct TrackRun<'a> {
     pub data: &'a [u8],
 }
 
-/// Writes a box: size, type, then whatever `body` appends.
-fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(kind);
-    body(out);
-    let size = u32::try_from(out.len() - start).unwrap_or(u32::MAX);
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
-}
-
-/// Writes a full box (version and 24-bit flags first).
-fn full(
-    out: &mut Vec<u8>,
-    kind: &[u8; 4],
-    version: u8,
-    flags: u32,
-    body: impl FnOnce(&mut Vec<u8>),
-) {
-    boxed(out, kind, |o| {
-        o.push(version);
-        o.extend_from_slice(&flags.to_be_bytes()[1..]);
-        body(o);
-    });
-}
-
-fn u16be(o: &mut Vec<u8>, v: u16) {
-    o.extend_from_slice(&v.to_be_bytes());
-}
-
-fn u32be(o: &mut Vec<u8>, v: u32) {
-    o.extend_from_slice(&v.to_be_bytes());
-}
-
-fn zeros(o: &mut Vec<u8>, n: usize) {
-    o.resize(o.len() + n, 0);
-}
-
-const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
-
-fn matrix(o: &mut Vec<u8>) {
-    for v in MATRIX {
-        u32be(o, v);
-    }
-}
+use super::bmff::{boxed, descriptor, full, matrix, u16be, u32be, zeros};
 
 fn tkhd(o: &mut Vec<u8>, track_id: u32, audio: bool, width: u32, height: u32) {
     // Flags: enabled, in movie.
@@ -157,14 +114,58 @@ fn stbl(o: &mut Vec<u8>, sample_entry: impl FnOnce(&mut Vec<u8>)) {
     });
 }
 
-/// An MPEG-4 descriptor: tag and a one-byte length (every descriptor here is short).
-fn descriptor(o: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Vec<u8>)) {
-    o.push(tag);
-    let at = o.len();
-    o.push(0);
-    body(o);
-    let len = o.len() - at - 1;
-    o[at] = u8::try_from(len).unwrap_or(0x7f).min(0x7f);
+/// The `avc1` sample entry (with its `avcC`) of an H.264 track.
+pub(crate) fn avc1_entry(o: &mut Vec<u8>, width: u32, height: u32, avcc: &[u8]) {
+    boxed(o, b"avc1", |o| {
+        zeros(o, 6);
+        u16be(o, 1); // data reference index
+        zeros(o, 16); // pre-defined, reserved
+        u16be(o, u16::try_from(width).unwrap_or(u16::MAX));
+        u16be(o, u16::try_from(height).unwrap_or(u16::MAX));
+        u32be(o, 0x0048_0000); // 72 dpi
+        u32be(o, 0x0048_0000);
+        zeros(o, 4);
+        u16be(o, 1); // frame count
+        zeros(o, 32); // compressor name
+        u16be(o, 0x0018); // depth
+        u16be(o, 0xffff); // pre-defined -1
+        boxed(o, b"avcC", |o| o.extend_from_slice(avcc));
+    });
+}
+
+/// The `mp4a` sample entry (with its `esds`) of an AAC track.
+pub(crate) fn mp4a_entry(o: &mut Vec<u8>, sample_rate: u32, channels: u16, asc: &[u8]) {
+    boxed(o, b"mp4a", |o| {
+        zeros(o, 6);
+        u16be(o, 1);
+        zeros(o, 8);
+        u16be(o, channels);
+        u16be(o, 16); // sample size
+        zeros(o, 4);
+        // 16.16 fixed point; rates above 65535 Hz do not fit (esds has it).
+        u32be(
+            o,
+            if sample_rate <= 0xffff {
+                sample_rate << 16
+            } else {
+                0
+            },
+        );
+        full(o, b"esds", 0, 0, |o| {
+            descriptor(o, 0x03, |o| {
+                u16be(o, 0); // ES_ID
+                o.push(0); // no dependence, URL or OCR stream
+                descriptor(o, 0x04, |o| {
+                    o.push(0x40); // MPEG-4 Audio
+                    o.push(0x15); // audio stream, reserved bit
+                    zeros(o, 3); // buffer size
+                    zeros(o, 8); // max and average bit rate: unknown
+                    descriptor(o, 0x05, |o| o.extend_from_slice(asc));
+                });
+                descriptor(o, 0x06, |o| o.push(0x02));
+            });
+        });
+    });
 }
 
 fn video_trak(o: &mut Vec<u8>, v: &VideoTrack) {
@@ -175,23 +176,7 @@ fn video_trak(o: &mut Vec<u8>, v: &VideoTrack) {
             boxed(o, b"minf", |o| {
                 full(o, b"vmhd", 0, 1, |o| zeros(o, 8));
                 dinf(o);
-                stbl(o, |o| {
-                    boxed(o, b"avc1", |o| {
-                        zeros(o, 6);
-                        u16be(o, 1); // data reference index
-                        zeros(o, 16); // pre-defined, reserved
-                        u16be(o, u16::try_from(v.width).unwrap_or(u16::MAX));
-                        u16be(o, u16::try_from(v.height).unwrap_or(u16::MAX));
-                        u32be(o, 0x0048_0000); // 72 dpi
-                        u32be(o, 0x0048_0000);
-                        zeros(o, 4);
-                        u16be(o, 1); // frame count
-                        zeros(o, 32); // compressor name
-                        u16be(o, 0x0018); // depth
-                        u16be(o, 0xffff); // pre-defined -1
-                        boxed(o, b"avcC", |o| o.extend_from_slice(v.avcc));
-                    });
-                });
+                stbl(o, |o| avc1_entry(o, v.width, v.height, v.avcc));
             });
         });
     });
@@ -205,39 +190,7 @@ fn audio_trak(o: &mut Vec<u8>, a: &AudioTrack) {
             boxed(o, b"minf", |o| {
                 full(o, b"smhd", 0, 0, |o| zeros(o, 4));
                 dinf(o);
-                stbl(o, |o| {
-                    boxed(o, b"mp4a", |o| {
-                        zeros(o, 6);
-                        u16be(o, 1);
-                        zeros(o, 8);
-                        u16be(o, a.channels);
-                        u16be(o, 16); // sample size
-                        zeros(o, 4);
-                        // 16.16 fixed point; rates above 65535 Hz do not fit (esds has it).
-                        u32be(
-                            o,
-                            if a.sample_rate <= 0xffff {
-                                a.sample_rate << 16
-                            } else {
-                                0
-                            },
-                        );
-                        full(o, b"esds", 0, 0, |o| {
-                            descriptor(o, 0x03, |o| {
-                                u16be(o, 0); // ES_ID
-                                o.push(0); // no dependence, URL or OCR stream
-                                descriptor(o, 0x04, |o| {
-                                    o.push(0x40); // MPEG-4 Audio
-                                    o.push(0x15); // audio stream, reserved bit
-                                    zeros(o, 3); // buffer size
-                                    zeros(o, 8); // max and average bit rate: unknown
-                                    descriptor(o, 0x05, |o| o.extend_from_slice(a.asc));
-                                });
-                                descriptor(o, 0x06, |o| o.push(0x02));
-                            });
-                        });
-                    });
-                });
+                stbl(o, |o| mp4a_entry(o, a.sample_rate, a.channels, a.asc));
             });
         });
     });

@@ -3,9 +3,12 @@
 
 pub mod aac;
 pub mod avc;
+pub mod bmff;
 pub mod flv;
 pub mod fmp4;
+pub mod mp4;
 pub mod rtmp;
+pub mod samples;
 pub mod segmenter;
 pub mod ts;
 
@@ -53,6 +56,13 @@ pub enum MediaError {
     NoKeyframe(i64),
     #[error("video started after the stream was segmented as audio only")]
     LateVideo,
+    #[error("bad {what}: {message}")]
+    BadContainer {
+        what: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("segment grew past {0} bytes without a keyframe to cut at")]
     SegmentTooLarge(usize),
 }

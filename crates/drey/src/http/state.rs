@@ -80,6 +80,8 @@ pub struct AppState {
     pub hls: Arc<Hls>,
     /// What segment GETs need of stored objects, kept off the index.
     pub stored_objects: Arc<super::media::StoredObjects>,
+    /// Sample tables of segments, for MP4 exports.
+    pub mp4_tables: Arc<crate::packaging::mp4::Tables>,
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
             events,
             hls,
             stored_objects: Arc::default(),
+            mp4_tables: Arc::default(),
             cfg: Arc::new(cfg),
             gc_wake: Arc::new(Notify::new()),
             delete_wake: Arc::new(Notify::new()),

@@ -183,7 +183,7 @@ pub fn stream(
 }
 
 /// The id part of a download's file name.
-pub fn file_name(flow: Id, covers: &TimeRange) -> String {
+pub fn file_name(flow: Id, covers: &TimeRange, ext: &str) -> String {
     let start = covers
         .start_nanos()
         .map(|ns| {
@@ -199,7 +199,7 @@ pub fn file_name(flow: Id, covers: &TimeRange) -> String {
             )
         })
         .unwrap_or_default();
-    format!("{flow}-{start}.ts")
+    format!("{flow}-{start}.{ext}")
 }
 
 #[cfg(test)]

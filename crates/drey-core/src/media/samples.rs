@@ -1,0 +1,837 @@
+//! What a stored segment holds, sample by sample: an MPEG-TS segment (H.264 + AAC in ADTS)
+//! demuxed, or a fragmented MP4 segment read through its initialisation segment, into one
+//! sample table per track plus the sample bytes as a progressive MP4 `mdat` wants them
+//! (length-prefixed NAL units, raw AAC frames). Sans-IO. Segments come from any TAMS
+//! client, so every size and offset is checked, and there is a fuzz target.
+
+use super::aac::AacConfig;
+use super::avc::{AvcConfig, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
+use super::bmff::{Reader, boxes, child};
+use super::fmp4::{avc1_entry, mp4a_entry};
+use super::ts::{PACKET, TS_WRAP};
+use super::MediaError;
+
+/// Timescale of MPEG-TS timestamps.
+const TS_CLOCK: u32 = 90_000;
+/// AAC frames carry 1024 samples at the core rate.
+const AAC_FRAME: i64 = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Video,
+    Audio,
+}
+
+/// One sample's timing, size and sync flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timed {
+    /// Decode time in the track's timescale (the segment's media clock).
+    pub dts: i64,
+    /// Presentation minus decode time.
+    pub cto: i32,
+    pub size: u32,
+    pub sync: bool,
+}
+
+/// One track of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub kind: Kind,
+    pub timescale: u32,
+    /// The whole sample entry box (`avc1`, `mp4a`, or whatever an init segment holds), as a
+    /// progressive MP4's `stsd` carries it.
+    pub entry: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub samples: Vec<Timed>,
+    /// The samples' bytes back to back (`sizes` sum to its length).
+    pub data: Vec<u8>,
+}
+
+impl Track {
+    /// Presentation time of the earliest sample, in the track's timescale.
+    pub fn first_pts(&self) -> Option<i64> {
+        self.samples.iter().map(|s| s.dts + i64::from(s.cto)).min()
+    }
+
+    /// The table without the bytes (what a plan keeps).
+    pub fn without_data(&self) -> Track {
+        Track {
+            data: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The tracks of one segment: at most one video and one audio track (the first of each
+/// kind the segment declares; others are left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Samples {
+    pub tracks: Vec<Track>,
+}
+
+impl Samples {
+    pub fn track(&self, kind: Kind) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.kind == kind)
+    }
+}
+
+fn bad(what: &'static str, message: impl Into<String>) -> MediaError {
+    MediaError::BadContainer {
+        what,
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MPEG-TS
+
+/// A PES packet being gathered from TS packets.
+#[derive(Default)]
+struct PesBuf {
+    data: Vec<u8>,
+}
+
+struct Es {
+    pid: u16,
+    kind: Kind,
+    pes: PesBuf,
+}
+
+/// Parses a PES header: (pts, dts, payload).
+fn pes_parts(pes: &[u8]) -> Result<(Option<i64>, Option<i64>, &[u8]), MediaError> {
+    if pes.len() < 9 || pes[..3] != [0, 0, 1] {
+        return Err(bad("MPEG-TS", "PES packet without a start code"));
+    }
+    let header_len = usize::from(pes[8]);
+    let payload = pes
+        .get(9 + header_len..)
+        .ok_or_else(|| bad("MPEG-TS", "PES header longer than its packet"))?;
+    let flags = pes[7] >> 6;
+    let ts = |at: usize| -> Result<i64, MediaError> {
+        let b = pes
+            .get(at..at + 5)
+            .filter(|_| at + 5 <= 9 + header_len)
+            .ok_or_else(|| bad("MPEG-TS", "PES timestamp outside its header"))?;
+        Ok((i64::from(b[0] >> 1 & 0x07) << 30)
+            | (i64::from(u16::from_be_bytes([b[1], b[2]]) >> 1) << 15)
+            | i64::from(u16::from_be_bytes([b[3], b[4]]) >> 1))
+    };
+    let pts = if flags & 2 != 0 { Some(ts(9)?) } else { None };
+    let dts = if flags == 3 { Some(ts(14)?) } else { pts };
+    Ok((pts, dts, payload))
+}
+
+/// Splits an Annex B byte stream into NAL units (start codes and trailing zeros dropped).
+fn annex_b(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut start: Option<usize> = None;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            if let Some(s) = start {
+                out.push(&data[s..i]);
+            }
+            i += 3;
+            start = Some(i);
+        } else {
+            i += 1;
+        }
+    }
+    if let Some(s) = start {
+        out.push(&data[s..]);
+    }
+    out.into_iter()
+        .map(|n| {
+            let end = n.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+            &n[..end]
+        })
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Unwraps 33-bit timestamps against the first one seen.
+struct Unwrap(Option<i64>);
+
+impl Unwrap {
+    fn at(&mut self, ts: i64) -> i64 {
+        let wrap = TS_WRAP as i64;
+        match self.0 {
+            None => {
+                self.0 = Some(ts);
+                ts
+            }
+            Some(first) => {
+                let mut t = ts;
+                while t < first - wrap / 2 {
+                    t += wrap;
+                }
+                while t > first + wrap / 2 {
+                    t -= wrap;
+                }
+                t
+            }
+        }
+    }
+}
+
+struct VideoOut {
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+    samples: Vec<Timed>,
+    data: Vec<u8>,
+}
+
+struct AudioOut {
+    asc: Option<[u8; 2]>,
+    config: Option<AacConfig>,
+    samples: Vec<Timed>,
+    data: Vec<u8>,
+}
+
+fn video_pes(
+    v: &mut VideoOut,
+    clock: &mut Unwrap,
+    pes: &[u8],
+    with_data: bool,
+) -> Result<(), MediaError> {
+    let (pts, dts, payload) = pes_parts(pes)?;
+    let before = v.data.len();
+    let mut size = 0usize;
+    let mut sync = false;
+    for nal in annex_b(payload) {
+        let t = nal[0] & 0x1f;
+        match t {
+            NAL_AUD => continue,
+            NAL_SPS if v.sps.is_none() => v.sps = Some(nal.to_vec()),
+            NAL_PPS if v.pps.is_none() => v.pps = Some(nal.to_vec()),
+            NAL_IDR => sync = true,
+            _ => {}
+        }
+        let len = u32::try_from(nal.len()).map_err(|_| bad("MPEG-TS", "NAL unit over 4 GiB"))?;
+        if with_data {
+            v.data.extend_from_slice(&len.to_be_bytes());
+            v.data.extend_from_slice(nal);
+        }
+        size += 4 + nal.len();
+    }
+    let size = u32::try_from(size).map_err(|_| bad("MPEG-TS", "access unit over 4 GiB"))?;
+    match (pts, dts) {
+        (Some(pts), Some(dts)) => {
+            if size == 0 {
+                return Ok(());
+            }
+            let dts = clock.at(dts);
+            let pts = clock.at(pts);
+            let cto = i32::try_from(pts - dts)
+                .map_err(|_| bad("MPEG-TS", format!("PTS {pts} and DTS {dts} too far apart")))?;
+            v.samples.push(Timed {
+                dts,
+                cto,
+                size,
+                sync,
+            });
+        }
+        // A PES without timestamps continues the access unit before it.
+        _ => match v.samples.last_mut() {
+            Some(last) => {
+                last.size = last
+                    .size
+                    .checked_add(size)
+                    .ok_or_else(|| bad("MPEG-TS", "access unit over 4 GiB"))?;
+                last.sync |= sync;
+            }
+            None => v.data.truncate(before),
+        },
+    }
+    Ok(())
+}
+
+fn audio_pes(
+    a: &mut AudioOut,
+    clock: &mut Unwrap,
+    pes: &[u8],
+    with_data: bool,
+) -> Result<(), MediaError> {
+    let (pts, _, mut payload) = pes_parts(pes)?;
+    let Some(pts) = pts else {
+        return Err(bad("MPEG-TS", "audio PES packet without a PTS"));
+    };
+    let pts = clock.at(pts);
+    let mut i = 0i64;
+    while !payload.is_empty() {
+        if payload.len() < 7 || payload[0] != 0xff || payload[1] & 0xf0 != 0xf0 {
+            return Err(bad("ADTS", "frame without a sync word"));
+        }
+        let h = &payload[..7];
+        let protection_absent = h[1] & 1 == 1;
+        let object_type = (h[2] >> 6) + 1;
+        let frequency_index = (h[2] >> 2) & 0x0f;
+        let channel_config = ((h[2] & 1) << 2) | (h[3] >> 6);
+        let frame_len = (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        let blocks = h[6] & 3;
+        let header_len = if protection_absent { 7 } else { 9 };
+        if frame_len < header_len || frame_len > payload.len() {
+            return Err(bad(
+                "ADTS",
+                format!("frame length {frame_len} with {} bytes in the PES packet", payload.len()),
+            ));
+        }
+        if blocks != 0 {
+            return Err(MediaError::Unsupported(
+                "ADTS frames with several raw data blocks".into(),
+            ));
+        }
+        let asc_bits: u16 = (u16::from(object_type) << 11)
+            | (u16::from(frequency_index) << 7)
+            | (u16::from(channel_config) << 3);
+        let asc = asc_bits.to_be_bytes();
+        match a.asc {
+            None => {
+                a.config = Some(AacConfig::parse(&asc)?);
+                a.asc = Some(asc);
+            }
+            Some(first) if first != asc => {
+                return Err(MediaError::Unsupported(
+                    "the AAC configuration changes within the segment".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        let rate = a.config.map_or(48_000, |c| c.core_sample_rate());
+        let raw = &payload[header_len..frame_len];
+        // In the track's timescale (the core sample rate).
+        let dts = (i128::from(pts) * i128::from(rate) / i128::from(TS_CLOCK)) as i64 + i * AAC_FRAME;
+        a.samples.push(Timed {
+            dts,
+            cto: 0,
+            size: raw.len() as u32,
+            sync: true,
+        });
+        if with_data {
+            a.data.extend_from_slice(raw);
+        }
+        payload = &payload[frame_len..];
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Demuxes an MPEG-TS segment. `with_data` false keeps only the tables.
+pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
+    if data.is_empty() || data.len() % PACKET != 0 {
+        return Err(bad(
+            "MPEG-TS",
+            format!("{} bytes is not a whole number of 188-byte packets", data.len()),
+        ));
+    }
+    let mut pmt_pid: Option<u16> = None;
+    let mut streams: Vec<Es> = Vec::new();
+    let mut other_types: Vec<u8> = Vec::new();
+    let mut video = VideoOut {
+        sps: None,
+        pps: None,
+        samples: Vec::new(),
+        data: Vec::new(),
+    };
+    let mut audio = AudioOut {
+        asc: None,
+        config: None,
+        samples: Vec::new(),
+        data: Vec::new(),
+    };
+    let mut vclock = Unwrap(None);
+    let mut aclock = Unwrap(None);
+    let mut flush = |es: &mut Es| -> Result<(), MediaError> {
+        if es.pes.data.is_empty() {
+            return Ok(());
+        }
+        let pes = std::mem::take(&mut es.pes.data);
+        match es.kind {
+            Kind::Video => video_pes(&mut video, &mut vclock, &pes, with_data),
+            Kind::Audio => audio_pes(&mut audio, &mut aclock, &pes, with_data),
+        }
+    };
+    for (n, p) in data.chunks_exact(PACKET).enumerate() {
+        if p[0] != 0x47 {
+            return Err(bad("MPEG-TS", format!("packet {n} has no sync byte")));
+        }
+        let pusi = p[1] & 0x40 != 0;
+        let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+        let afc = (p[3] >> 4) & 3;
+        let mut at = 4usize;
+        if afc & 2 != 0 {
+            at += 1 + usize::from(p[4]);
+        }
+        if afc & 1 == 0 || at >= PACKET {
+            continue;
+        }
+        let payload = &p[at..];
+        if pid == 0 || Some(pid) == pmt_pid {
+            if !pusi {
+                continue;
+            }
+            let pointer = usize::from(payload[0]);
+            let sec = payload
+                .get(1 + pointer..)
+                .ok_or_else(|| bad("MPEG-TS", "PSI pointer past its packet"))?;
+            if sec.len() < 8 {
+                return Err(bad("MPEG-TS", "truncated PSI section"));
+            }
+            let len = (usize::from(sec[1] & 0x0f) << 8) | usize::from(sec[2]);
+            let end = (3 + len).min(sec.len()).saturating_sub(4);
+            if pid == 0 {
+                let mut e = 8;
+                while e + 4 <= end {
+                    let program = u16::from_be_bytes([sec[e], sec[e + 1]]);
+                    if program != 0 {
+                        pmt_pid = Some((u16::from(sec[e + 2] & 0x1f) << 8) | u16::from(sec[e + 3]));
+                        break;
+                    }
+                    e += 4;
+                }
+            } else if streams.is_empty() && other_types.is_empty() {
+                if sec.len() < 12 {
+                    return Err(bad("MPEG-TS", "truncated PMT"));
+                }
+                let info = (usize::from(sec[10] & 0x0f) << 8) | usize::from(sec[11]);
+                let mut e = 12 + info;
+                while e + 5 <= end {
+                    let stream_type = sec[e];
+                    let es_pid = (u16::from(sec[e + 1] & 0x1f) << 8) | u16::from(sec[e + 2]);
+                    let es_info = (usize::from(sec[e + 3] & 0x0f) << 8) | usize::from(sec[e + 4]);
+                    let kind = match stream_type {
+                        0x1b => Some(Kind::Video),
+                        0x0f => Some(Kind::Audio),
+                        t => {
+                            other_types.push(t);
+                            None
+                        }
+                    };
+                    if let Some(kind) = kind
+                        && !streams.iter().any(|s| s.kind == kind)
+                    {
+                        streams.push(Es {
+                            pid: es_pid,
+                            kind,
+                            pes: PesBuf::default(),
+                        });
+                    }
+                    e += 5 + es_info;
+                }
+            }
+            continue;
+        }
+        let Some(es) = streams.iter_mut().find(|s| s.pid == pid) else {
+            continue;
+        };
+        if pusi {
+            flush(es)?;
+        }
+        if pusi || !es.pes.data.is_empty() {
+            es.pes.data.extend_from_slice(payload);
+        }
+    }
+    for es in &mut streams {
+        flush(es)?;
+    }
+    if streams.is_empty() {
+        return Err(MediaError::Unsupported(if other_types.is_empty() {
+            "no program (PAT/PMT) in the MPEG-TS segment".into()
+        } else {
+            format!(
+                "the MPEG-TS segment carries stream types {other_types:02x?}; MP4 export reads H.264 (0x1b) and AAC ADTS (0x0f)"
+            )
+        }));
+    }
+    let mut out = Samples::default();
+    if !video.samples.is_empty() {
+        let (Some(sps), Some(pps)) = (&video.sps, &video.pps) else {
+            return Err(bad("H.264", "no SPS/PPS in the segment (it must start with a keyframe)"));
+        };
+        let (record, cfg) = AvcConfig::record_from(sps, pps)?;
+        let mut entry = Vec::new();
+        avc1_entry(&mut entry, cfg.width, cfg.height, &record);
+        out.tracks.push(Track {
+            kind: Kind::Video,
+            timescale: TS_CLOCK,
+            entry,
+            width: cfg.width,
+            height: cfg.height,
+            samples: video.samples,
+            data: video.data,
+        });
+    }
+    if let (Some(asc), Some(cfg)) = (audio.asc, audio.config) {
+        let mut entry = Vec::new();
+        mp4a_entry(&mut entry, cfg.core_sample_rate(), cfg.channels() as u16, &asc);
+        out.tracks.push(Track {
+            kind: Kind::Audio,
+            timescale: cfg.core_sample_rate(),
+            entry,
+            width: 0,
+            height: 0,
+            samples: audio.samples,
+            data: audio.data,
+        });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Fragmented MP4
+
+/// What a fragment reader needs of one track of an initialisation segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitTrack {
+    pub track_id: u32,
+    pub kind: Kind,
+    pub timescale: u32,
+    pub entry: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    default_duration: u32,
+    default_size: u32,
+    default_flags: u32,
+}
+
+/// An initialisation segment (`ftyp` + `moov`), read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Init {
+    pub tracks: Vec<InitTrack>,
+}
+
+const INIT: &str = "MP4 initialisation segment";
+
+impl Init {
+    pub fn parse(data: &[u8]) -> Result<Init, MediaError> {
+        let moov = child(data, b"moov", INIT)?.ok_or_else(|| bad(INIT, "no moov box"))?;
+        let moov_boxes = boxes(moov.body, INIT)?;
+        let mut tracks = Vec::new();
+        for trak in moov_boxes.iter().filter(|b| &b.kind == b"trak") {
+            let tkhd = child(trak.body, b"tkhd", INIT)?.ok_or_else(|| bad(INIT, "trak without tkhd"))?;
+            let mut r = Reader::new(tkhd.body, "tkhd");
+            let (v, _) = r.version_flags()?;
+            r.take(if v == 1 { 16 } else { 8 })?;
+            let track_id = r.u32()?;
+            let (width, height) = match tkhd.body.len().checked_sub(8) {
+                Some(at) if at > 0 => {
+                    let mut wh = Reader::new(&tkhd.body[at..], "tkhd");
+                    (wh.u32()? >> 16, wh.u32()? >> 16)
+                }
+                _ => (0, 0),
+            };
+            let mdia = child(trak.body, b"mdia", INIT)?.ok_or_else(|| bad(INIT, "trak without mdia"))?;
+            let mdhd = child(mdia.body, b"mdhd", INIT)?.ok_or_else(|| bad(INIT, "mdia without mdhd"))?;
+            let mut r = Reader::new(mdhd.body, "mdhd");
+            let (v, _) = r.version_flags()?;
+            r.take(if v == 1 { 16 } else { 8 })?;
+            let timescale = r.u32()?;
+            if timescale == 0 {
+                return Err(bad(INIT, "timescale 0"));
+            }
+            let hdlr = child(mdia.body, b"hdlr", INIT)?.ok_or_else(|| bad(INIT, "mdia without hdlr"))?;
+            let mut r = Reader::new(hdlr.body, "hdlr");
+            r.take(8)?;
+            let kind = match r.take(4)? {
+                b"vide" => Kind::Video,
+                b"soun" => Kind::Audio,
+                _ => continue,
+            };
+            let stsd = child(mdia.body, b"minf", INIT)?
+                .map(|m| child(m.body, b"stbl", INIT))
+                .transpose()?
+                .flatten()
+                .map(|s| child(s.body, b"stsd", INIT))
+                .transpose()?
+                .flatten()
+                .ok_or_else(|| bad(INIT, "track without stsd"))?;
+            let entries = stsd.body.get(8..).ok_or_else(|| bad(INIT, "truncated stsd"))?;
+            let first = boxes(entries, INIT)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| bad(INIT, "stsd without a sample entry"))?;
+            let entry = entries[first.at..first.at + 8 + first.body.len()].to_vec();
+            if tracks.iter().any(|t: &InitTrack| t.kind == kind) {
+                continue;
+            }
+            tracks.push(InitTrack {
+                track_id,
+                kind,
+                timescale,
+                entry,
+                width,
+                height,
+                default_duration: 0,
+                default_size: 0,
+                default_flags: 0,
+            });
+        }
+        if let Some(mvex) = moov_boxes.iter().find(|b| &b.kind == b"mvex") {
+            for trex in boxes(mvex.body, INIT)?.iter().filter(|b| &b.kind == b"trex") {
+                let mut r = Reader::new(trex.body, "trex");
+                r.version_flags()?;
+                let id = r.u32()?;
+                r.u32()?;
+                let (d, s, f) = (r.u32()?, r.u32()?, r.u32()?);
+                if let Some(t) = tracks.iter_mut().find(|t| t.track_id == id) {
+                    (t.default_duration, t.default_size, t.default_flags) = (d, s, f);
+                }
+            }
+        }
+        if tracks.is_empty() {
+            return Err(MediaError::Unsupported(
+                "the initialisation segment has no video or audio track".into(),
+            ));
+        }
+        Ok(Init { tracks })
+    }
+}
+
+const FRAG: &str = "MP4 fragment";
+
+/// Reads the fragments (`moof` + `mdat`) of a segment through its initialisation segment.
+pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
+    let mut tracks: Vec<Track> = init
+        .tracks
+        .iter()
+        .map(|t| Track {
+            kind: t.kind,
+            timescale: t.timescale,
+            entry: t.entry.clone(),
+            width: t.width,
+            height: t.height,
+            samples: Vec::new(),
+            data: Vec::new(),
+        })
+        .collect();
+    // Where the next fragment of each track starts when it has no tfdt.
+    let mut next_dts: Vec<i64> = vec![0; tracks.len()];
+    for moof in boxes(data, FRAG)?.into_iter().filter(|b| &b.kind == b"moof") {
+        let mut prev_data_end: Option<u64> = None;
+        for traf in boxes(moof.body, FRAG)?.into_iter().filter(|b| &b.kind == b"traf") {
+            let tfhd = child(traf.body, b"tfhd", FRAG)?.ok_or_else(|| bad(FRAG, "traf without tfhd"))?;
+            let mut r = Reader::new(tfhd.body, "tfhd");
+            let (_, flags) = r.version_flags()?;
+            let id = r.u32()?;
+            let base_offset = if flags & 0x1 != 0 { Some(r.u64()?) } else { None };
+            if flags & 0x2 != 0 {
+                r.u32()?;
+            }
+            let Some(ti) = init.tracks.iter().position(|t| t.track_id == id) else {
+                continue;
+            };
+            let it = &init.tracks[ti];
+            let def_dur = if flags & 0x8 != 0 { r.u32()? } else { it.default_duration };
+            let def_size = if flags & 0x10 != 0 { r.u32()? } else { it.default_size };
+            let def_flags = if flags & 0x20 != 0 { r.u32()? } else { it.default_flags };
+            let base = match base_offset {
+                Some(b) => b,
+                None if flags & 0x2_0000 != 0 => moof.at as u64,
+                None => prev_data_end.unwrap_or(moof.at as u64),
+            };
+            let mut dts = match child(traf.body, b"tfdt", FRAG)? {
+                Some(tfdt) => {
+                    let mut r = Reader::new(tfdt.body, "tfdt");
+                    let (v, _) = r.version_flags()?;
+                    let t = if v == 1 { r.u64()? } else { u64::from(r.u32()?) };
+                    i64::try_from(t).map_err(|_| bad(FRAG, "decode time past 2^63"))?
+                }
+                None => next_dts[ti],
+            };
+            let mut pos = base;
+            for trun in boxes(traf.body, FRAG)?.into_iter().filter(|b| &b.kind == b"trun") {
+                let mut r = Reader::new(trun.body, "trun");
+                let (version, tf) = r.version_flags()?;
+                let count = r.u32()? as usize;
+                if tf & 0x1 != 0 {
+                    let off = r.u32()? as i32;
+                    pos = base
+                        .checked_add_signed(i64::from(off))
+                        .ok_or_else(|| bad(FRAG, "data offset before the segment"))?;
+                }
+                let first_flags = if tf & 0x4 != 0 { Some(r.u32()?) } else { None };
+                let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tf & f != 0).count() * 4;
+                if count.saturating_mul(per) > trun.body.len() || (per == 0 && count > data.len()) {
+                    return Err(bad(FRAG, format!("trun claims {count} samples")));
+                }
+                let t = &mut tracks[ti];
+                t.samples.reserve(count);
+                for i in 0..count {
+                    let duration = if tf & 0x100 != 0 { r.u32()? } else { def_dur };
+                    let size = if tf & 0x200 != 0 { r.u32()? } else { def_size };
+                    let sflags = if tf & 0x400 != 0 {
+                        r.u32()?
+                    } else if i == 0 {
+                        first_flags.unwrap_or(def_flags)
+                    } else {
+                        def_flags
+                    };
+                    let cto = if tf & 0x800 != 0 {
+                        let raw = r.u32()?;
+                        if version == 0 {
+                            i32::try_from(raw).map_err(|_| bad(FRAG, "composition offset past 2^31"))?
+                        } else {
+                            raw as i32
+                        }
+                    } else {
+                        0
+                    };
+                    let end = pos
+                        .checked_add(u64::from(size))
+                        .filter(|&e| e <= data.len() as u64)
+                        .ok_or_else(|| {
+                            bad(FRAG, format!("sample of {size} bytes at offset {pos} runs past the segment"))
+                        })?;
+                    if with_data {
+                        t.data.extend_from_slice(&data[pos as usize..end as usize]);
+                    }
+                    t.samples.push(Timed {
+                        dts,
+                        cto,
+                        size,
+                        sync: t.kind == Kind::Audio || sflags & 0x1_0000 == 0,
+                    });
+                    dts = dts.saturating_add(i64::from(duration));
+                    pos = end;
+                }
+            }
+            next_dts[ti] = dts;
+            prev_data_end = Some(pos);
+        }
+    }
+    tracks.retain(|t| !t.samples.is_empty());
+    Ok(Samples { tracks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::fmp4::{self, AudioTrack, Sample, TrackRun, VideoTrack};
+
+    #[test]
+    fn splits_annex_b() {
+        let d = [0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x65, 7, 0];
+        assert_eq!(annex_b(&d), vec![&[9, 0xf0][..], &[0x67, 1, 2][..], &[0x65, 7][..]]);
+        assert!(annex_b(&[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn reads_back_what_the_fragment_writer_wrote() {
+        let avcc = crate::media::avc::tests::RECORD;
+        let init = fmp4::init_segment(
+            Some(&VideoTrack {
+                track_id: 1,
+                width: 160,
+                height: 90,
+                avcc,
+            }),
+            Some(&AudioTrack {
+                track_id: 2,
+                sample_rate: 48_000,
+                channels: 2,
+                asc: &[0x11, 0x90],
+            }),
+        );
+        let init = Init::parse(&init).unwrap();
+        assert_eq!(init.tracks.len(), 2);
+        assert_eq!((init.tracks[0].width, init.tracks[0].height), (160, 90));
+        assert_eq!(init.tracks[1].timescale, 48_000);
+        let v = [
+            Sample { duration: 3000, size: 3, sync: true, composition_offset: 6000 },
+            Sample { duration: 3000, size: 2, sync: false, composition_offset: -3000 },
+        ];
+        let a = [Sample { duration: 1024, size: 4, sync: true, composition_offset: 0 }];
+        let seg = fmp4::media_segment(
+            1,
+            &[
+                TrackRun { track_id: 1, base_decode_time: 90_000, samples: &v, data: b"VVVWW" },
+                TrackRun { track_id: 2, base_decode_time: 48_000, samples: &a, data: b"AAAA" },
+            ],
+        );
+        let s = from_fmp4(&init, &seg, true).unwrap();
+        let vt = s.track(Kind::Video).unwrap();
+        assert_eq!(vt.data, b"VVVWW");
+        assert_eq!(
+            vt.samples,
+            vec![
+                Timed { dts: 90_000, cto: 6000, size: 3, sync: true },
+                Timed { dts: 93_000, cto: -3000, size: 2, sync: false },
+            ]
+        );
+        let at = s.track(Kind::Audio).unwrap();
+        assert_eq!(at.data, b"AAAA");
+        assert_eq!(at.samples[0].dts, 48_000);
+        // Tables only: same samples, no bytes.
+        let t = from_fmp4(&init, &seg, false).unwrap();
+        assert_eq!(t.tracks[0].samples, vt.samples);
+        assert!(t.tracks[0].data.is_empty());
+        // Every truncation is an error or fewer samples, never a panic.
+        for cut in 0..seg.len() {
+            let _ = from_fmp4(&init, &seg[..cut], true);
+        }
+    }
+
+    /// The segmenter's TS and fMP4 outputs of one stream read back as the same samples:
+    /// same timing and sync flags, same audio bytes; video differs only by the SPS/PPS the
+    /// TS output repeats before each keyframe.
+    #[test]
+    fn ts_and_fmp4_of_one_stream_agree() {
+        use crate::media::flv::file_tags;
+        use crate::media::{LiveSegmenter, SegmenterConfig};
+        let mut seg = LiveSegmenter::new(SegmenterConfig {
+            fmp4: true,
+            ..SegmenterConfig::default()
+        });
+        let mut out = Vec::new();
+        for tag in file_tags(include_bytes!("../../testdata/small.flv")).unwrap() {
+            let r = match tag.tag_type {
+                9 => seg.push_video(tag.timestamp_ms, tag.body),
+                8 => seg.push_audio(tag.timestamp_ms, tag.body),
+                _ => Ok(None),
+            };
+            out.extend(r.unwrap());
+        }
+        out.extend(seg.finish());
+        assert_eq!(out.len(), 3);
+        let mut frames = 0;
+        for s in &out {
+            let mp4 = s.mp4.as_ref().unwrap();
+            let init = Init::parse(&mp4.init).unwrap();
+            let from_mp4 = from_fmp4(&init, &mp4.data, true).unwrap();
+            let from_ts = from_ts(&s.ts, true).unwrap();
+            assert_eq!(from_ts.tracks.len(), 2);
+            let (tv, mv) = (from_ts.track(Kind::Video).unwrap(), from_mp4.track(Kind::Video).unwrap());
+            assert_eq!(tv.samples.len(), s.video_frames as usize);
+            assert_eq!(tv.samples.len(), mv.samples.len());
+            for (a, b) in tv.samples.iter().zip(&mv.samples) {
+                assert_eq!((a.dts, a.cto, a.sync), (b.dts, b.cto, b.sync));
+            }
+            assert_eq!(tv.entry, mv.entry, "same avc1 sample entry");
+            assert_eq!((tv.width, tv.height), (160, 90));
+            let (ta, ma) = (from_ts.track(Kind::Audio).unwrap(), from_mp4.track(Kind::Audio).unwrap());
+            assert_eq!(ta.data, ma.data);
+            assert_eq!(ta.samples.len(), s.audio_frames as usize);
+            assert_eq!(ta.timescale, 44_100);
+            // TS carries RTMP's millisecond times; the fMP4 writer counts samples and
+            // resyncs past two frames of drift.
+            for (a, b) in ta.samples.iter().zip(&ma.samples) {
+                assert!((a.dts - b.dts).abs() <= 2 * AAC_FRAME, "{a:?} {b:?}");
+            }
+            let sum: u64 = tv.samples.iter().map(|x| u64::from(x.size)).sum();
+            assert_eq!(sum, tv.data.len() as u64);
+            frames += tv.samples.len();
+        }
+        assert_eq!(frames, 125);
+    }
+
+    #[test]
+    fn refuses_what_is_not_ts() {
+        assert!(from_ts(&[], true).is_err());
+        assert!(from_ts(&[0u8; 188], true).is_err());
+        let mut p = vec![0x47, 0x1f, 0xff, 0x10];
+        p.resize(188, 0xff);
+        // Null packets only: no program.
+        assert!(matches!(from_ts(&p, true), Err(MediaError::Unsupported(_))));
+    }
+}

@@ -1,0 +1,475 @@
+//! Export of a span as one progressive MP4: the segments' sample tables are read first
+//! (MPEG-TS segments demuxed, fragmented MP4 segments read through their init object;
+//! cached per object, since objects never change), `drey_core::media::mp4` plans the whole
+//! file from them, so length, ETag and layout are known before the first byte; then the
+//! segments are fetched in parallel with bounded read-ahead, in order, and their samples
+//! streamed as the `mdat` chunks the plan placed. A byte range maps onto the header and
+//! the segments it covers.
+//!
+//! One multiplexed flow gives its video and audio tracks; a source's separate video and
+//! audio flows give one track each (see [`source_flows`]).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use drey_core::media::MediaError;
+use drey_core::media::mp4::{self, Movie, SegmentIn};
+use drey_core::media::samples::{self, Init, Kind, Samples};
+use drey_core::model::{Flow, FlowEssence};
+use drey_core::{Id, TimeRange};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use super::{PackagingError, span_segments};
+use crate::storage::index::{FlowQuery, Index, ObjectState, SegmentRow};
+use crate::storage::objects::{ObjectError, Objects};
+
+/// Version of the byte layout, part of the ETag.
+const LAYOUT: &str = "mp4-1";
+/// Samples kept in the table cache (about 24 bytes each): some 5 hours of 30 fps video
+/// with AAC audio.
+const CACHE_SAMPLES: usize = 1_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Container {
+    Ts,
+    Fmp4,
+}
+
+fn container(f: &Flow) -> Result<Container, PackagingError> {
+    match f.container.as_ref().map(|c| c.as_str()) {
+        Some("video/mp2t") => Ok(Container::Ts),
+        Some("video/mp4" | "audio/mp4") => Ok(Container::Fmp4),
+        other => Err(PackagingError::Unsupported {
+            field: "container",
+            message: format!(
+                "MP4 export reads MPEG-TS (video/mp2t) or fragmented MP4 (video/mp4, audio/mp4) segments; flow {} has container {}",
+                f.id,
+                other.unwrap_or("not set")
+            ),
+        }),
+    }
+}
+
+/// Sample tables of segment objects and parsed init objects, shared by all exports.
+#[derive(Default)]
+pub struct Tables {
+    inner: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    tables: HashMap<String, (Arc<Samples>, u64)>,
+    inits: HashMap<String, Arc<Init>>,
+    samples: usize,
+    clock: u64,
+}
+
+fn count(s: &Samples) -> usize {
+    s.tracks.iter().map(|t| t.samples.len()).sum::<usize>() + 1
+}
+
+impl Tables {
+    fn get(&self, key: &str) -> Option<Arc<Samples>> {
+        let mut c = self.inner.lock().ok()?;
+        c.clock += 1;
+        let now = c.clock;
+        let e = c.tables.get_mut(key)?;
+        e.1 = now;
+        Some(e.0.clone())
+    }
+
+    fn put(&self, key: String, s: Arc<Samples>) {
+        let Ok(mut c) = self.inner.lock() else {
+            return;
+        };
+        c.clock += 1;
+        let now = c.clock;
+        c.samples += count(&s);
+        if let Some(old) = c.tables.insert(key, (s, now)) {
+            c.samples -= count(&old.0);
+        }
+        while c.samples > CACHE_SAMPLES && c.tables.len() > 1 {
+            let Some(oldest) = c
+                .tables
+                .iter()
+                .min_by_key(|(_, v)| v.1)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(old) = c.tables.remove(&oldest) {
+                c.samples -= count(&old.0);
+            }
+        }
+    }
+
+    fn init(&self, id: &str) -> Option<Arc<Init>> {
+        self.inner.lock().ok()?.inits.get(id).cloned()
+    }
+
+    fn put_init(&self, id: &str, init: Arc<Init>) {
+        if let Ok(mut c) = self.inner.lock() {
+            if c.inits.len() > 10_000 {
+                c.inits.clear();
+            }
+            c.inits.insert(id.to_owned(), init);
+        }
+    }
+}
+
+/// One segment in the plan: where its bytes are and how to read them.
+#[derive(Debug, Clone)]
+struct Seg {
+    object_id: String,
+    init_id: Option<String>,
+    container: Container,
+}
+
+impl Seg {
+    fn key(&self) -> String {
+        match &self.init_id {
+            Some(i) => format!("{}\n{i}", self.object_id),
+            None => self.object_id.clone(),
+        }
+    }
+}
+
+/// What a span's MP4 will hold.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    movie: Movie,
+    segs: Vec<Seg>,
+    pub len: u64,
+    pub etag: String,
+    /// The span the edit lists present.
+    pub covers: TimeRange,
+    /// Holes where no flow had content, closed up in the file.
+    pub gaps: Vec<TimeRange>,
+}
+
+fn media_error(object: &str, e: MediaError) -> PackagingError {
+    match e {
+        MediaError::Unsupported(m) => PackagingError::Unsupported {
+            field: "codec",
+            message: format!("segment object {object:?}: {m}"),
+        },
+        e => PackagingError::Unsupported {
+            field: "object_id",
+            message: format!("segment object {object:?} cannot be read as media: {e}"),
+        },
+    }
+}
+
+async fn fetch(objects: &Objects, id: &str) -> Result<Vec<u8>, ObjectError> {
+    let read = objects.get(id, None).await?;
+    let chunks: Vec<Bytes> = read.body.try_collect().await?;
+    let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+    for c in chunks {
+        v.extend_from_slice(&c);
+    }
+    Ok(v)
+}
+
+async fn init_of(tables: &Tables, objects: &Objects, id: &str) -> Result<Arc<Init>, PackagingError> {
+    if let Some(i) = tables.init(id) {
+        return Ok(i);
+    }
+    let bytes = fetch(objects, id).await?;
+    let init = Arc::new(Init::parse(&bytes).map_err(|e| media_error(id, e))?);
+    tables.put_init(id, init.clone());
+    Ok(init)
+}
+
+/// Reads a segment: its tables only, or with its sample bytes.
+async fn read_segment(
+    tables: &Tables,
+    objects: &Objects,
+    seg: &Seg,
+    with_data: bool,
+) -> Result<Samples, PackagingError> {
+    let init = match (&seg.container, &seg.init_id) {
+        (Container::Fmp4, Some(id)) => Some(init_of(tables, objects, id).await?),
+        (Container::Fmp4, None) => {
+            return Err(PackagingError::Unsupported {
+                field: "init_object_id",
+                message: format!(
+                    "fragmented MP4 segment {:?} has no init object",
+                    seg.object_id
+                ),
+            });
+        }
+        (Container::Ts, _) => None,
+    };
+    let bytes = fetch(objects, &seg.object_id).await?;
+    let id = seg.object_id.clone();
+    tokio::task::spawn_blocking(move || {
+        match init {
+            Some(init) => samples::from_fmp4(&init, &bytes, with_data),
+            None => samples::from_ts(&bytes, with_data),
+        }
+        .map_err(|e| media_error(&id, e))
+    })
+    .await
+    .map_err(|e| PackagingError::Objects(ObjectError::Body(format!("demux task: {e}"))))?
+}
+
+/// The flows of a source an MP4 export combines: a multiplexed flow when there is one,
+/// else the video flow and the audio flow with the highest bit rate (ties: lowest id).
+pub async fn source_flows(index: &dyn Index, source_id: Id) -> Result<Vec<Flow>, PackagingError> {
+    let source = index
+        .get_source(source_id)
+        .await?
+        .ok_or_else(|| PackagingError::NotFound(format!("source {source_id} does not exist")))?
+        .value;
+    let mut ids = vec![source_id];
+    ids.extend(source.source_collection.iter().flatten().map(|c| c.id));
+    let mut flows = Vec::new();
+    for sid in ids {
+        flows.extend(
+            index
+                .list_flows(&FlowQuery {
+                    source_id: Some(sid),
+                    ..FlowQuery::default()
+                })
+                .await?,
+        );
+    }
+    flows.retain(|f| container(f).is_ok());
+    flows.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.max_bit_rate.or(f.avg_bit_rate).unwrap_or(0)),
+            f.id.to_string(),
+        )
+    });
+    let pick = |want: fn(&FlowEssence) -> bool| flows.iter().find(|f| want(&f.essence)).cloned();
+    if let Some(m) = pick(|e| matches!(e, FlowEssence::Multi { .. })) {
+        return Ok(vec![m]);
+    }
+    let chosen: Vec<Flow> = [
+        pick(|e| matches!(e, FlowEssence::Video { .. })),
+        pick(|e| matches!(e, FlowEssence::Audio { .. })),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if chosen.is_empty() {
+        return Err(PackagingError::NotFound(format!(
+            "source {source_id} has no video, audio or multiplexed flow of MPEG-TS or MP4 segments"
+        )));
+    }
+    Ok(chosen)
+}
+
+/// Plans the MP4 of `span` of `flows` (one multiplexed flow, or a video and an audio flow).
+pub async fn plan(
+    tables: &Tables,
+    index: &dyn Index,
+    objects: &Objects,
+    flows: &[Flow],
+    span: TimeRange,
+    max_segments: usize,
+    read_ahead: usize,
+) -> Result<Plan, PackagingError> {
+    let mut rows: Vec<(usize, SegmentRow, Container)> = Vec::new();
+    for (i, f) in flows.iter().enumerate() {
+        let c = container(f)?;
+        let found = match span_segments(index, f.id, span, max_segments, "export").await {
+            Ok(r) => r,
+            // A source's second flow may have nothing in the span; the first must.
+            Err(PackagingError::NotFound(_)) if i > 0 => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        rows.extend(found.into_iter().map(|r| (i, r, c)));
+    }
+    if rows.len() > max_segments {
+        return Err(PackagingError::Bad {
+            field: "timerange",
+            message: format!(
+                "the span holds more than {max_segments} segments, more than one export may hold; ask for a shorter timerange"
+            ),
+        });
+    }
+    // Every object must be in drey's store, with its bytes.
+    let mut ids: Vec<String> = rows
+        .iter()
+        .flat_map(|(_, r, _)| std::iter::once(r.object_id.clone()).chain(r.init_object_id.clone()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut stored = std::collections::HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        for o in index.get_objects(chunk).await? {
+            if o.controlled && o.state == ObjectState::Stored {
+                stored.insert(o.id);
+            }
+        }
+    }
+    if let Some(missing) = ids.iter().find(|id| !stored.contains(*id)) {
+        return Err(PackagingError::Unsupported {
+            field: "object_id",
+            message: format!(
+                "segment object {missing:?} is not in drey's object store; export reads drey's store only"
+            ),
+        });
+    }
+    let segs: Vec<Seg> = rows
+        .iter()
+        .map(|(_, r, c)| Seg {
+            object_id: r.object_id.clone(),
+            init_id: r.init_object_id.clone(),
+            container: *c,
+        })
+        .collect();
+    // The tables, from the cache or read in parallel.
+    let read: Vec<Arc<Samples>> = stream::iter(segs.iter().cloned())
+        .map(|s| async move {
+            let key = s.key();
+            if let Some(t) = tables.get(&key) {
+                return Ok::<_, PackagingError>(t);
+            }
+            let t = Arc::new(read_segment(tables, objects, &s, false).await?);
+            tables.put(key, t.clone());
+            Ok(t)
+        })
+        .buffered(read_ahead.max(1))
+        .try_collect()
+        .await?;
+    let input: Vec<SegmentIn> = rows
+        .iter()
+        .zip(&read)
+        .map(|((flow, r, _), s)| SegmentIn {
+            flow: *flow,
+            start_ns: r.start_ns,
+            end_ns: r.end_ns,
+            ts_offset_ns: r.ts_offset_ns,
+            samples: s,
+        })
+        .collect();
+    let movie = mp4::plan(&input, span.start_nanos(), span.end_nanos()).map_err(|e| match e {
+        MediaError::Unsupported(m) => PackagingError::Unsupported {
+            field: "timerange",
+            message: m,
+        },
+        e => PackagingError::Unsupported {
+            field: "object_id",
+            message: e.to_string(),
+        },
+    })?;
+    let mut h = DefaultHasher::new();
+    LAYOUT.hash(&mut h);
+    (movie.start_ns, movie.end_ns, movie.len).hash(&mut h);
+    for (flow, r, _) in &rows {
+        (flow, &r.object_id, &r.init_object_id, r.start_ns, r.end_ns, r.ts_offset_ns).hash(&mut h);
+    }
+    Ok(Plan {
+        len: movie.len,
+        etag: format!("\"{:016x}\"", h.finish()),
+        covers: TimeRange::from_nanos(movie.start_ns, movie.end_ns),
+        gaps: movie
+            .gaps
+            .iter()
+            .map(|&(a, b)| TimeRange::from_nanos(a, b))
+            .collect(),
+        movie,
+        segs,
+    })
+}
+
+impl Plan {
+    /// Kinds of the tracks in the file, in track order.
+    pub fn tracks(&self) -> &[Kind] {
+        &self.movie.tracks
+    }
+}
+
+/// What to send for one segment: (chunk kind, range within the chunk's bytes).
+type Wanted = Vec<(Kind, Range<u64>)>;
+
+/// `range` of the planned file as a stream: the header from memory, then each covered
+/// segment fetched (`read_ahead` at a time, in order), demuxed and cut to the planned
+/// chunks. A segment whose samples no longer match the plan ends the stream with an
+/// error (the client sees a short body, never wrong bytes).
+pub fn stream(
+    tables: Arc<Tables>,
+    objects: Arc<Objects>,
+    plan: &Plan,
+    range: Range<u64>,
+    read_ahead: usize,
+) -> BoxStream<'static, Result<Bytes, ObjectError>> {
+    let header_len = plan.movie.header.len() as u64;
+    let head = if range.start < header_len {
+        let end = range.end.min(header_len);
+        Some(Bytes::copy_from_slice(
+            &plan.movie.header[range.start as usize..end as usize],
+        ))
+    } else {
+        None
+    };
+    // Chunks overlapping the range, grouped by segment (a segment's chunks are adjacent).
+    let first = plan
+        .movie
+        .chunks
+        .partition_point(|c| c.offset + c.len <= range.start);
+    let mut groups: Vec<(Seg, Wanted)> = Vec::new();
+    for c in plan.movie.chunks[first..]
+        .iter()
+        .take_while(|c| c.offset < range.end)
+    {
+        let a = range.start.max(c.offset) - c.offset;
+        let b = range.end.min(c.offset + c.len) - c.offset;
+        if a >= b {
+            continue;
+        }
+        let want = (c.kind, a..b);
+        match groups.last_mut() {
+            Some((s, w)) if s.object_id == plan.segs[c.segment].object_id => w.push(want),
+            _ => groups.push((plan.segs[c.segment].clone(), vec![want])),
+        }
+    }
+    // Planned chunk lengths, to check what the segment gives.
+    let lens: HashMap<(String, Kind), u64> = plan
+        .movie
+        .chunks
+        .iter()
+        .map(|c| ((plan.segs[c.segment].object_id.clone(), c.kind), c.len))
+        .collect();
+    let lens = Arc::new(lens);
+    let body = stream::iter(groups)
+        .map(move |(seg, want)| {
+            let (tables, objects, lens) = (tables.clone(), objects.clone(), lens.clone());
+            async move {
+                let s = read_segment(&tables, &objects, &seg, true)
+                    .await
+                    .map_err(|e| ObjectError::Body(e.to_string()))?;
+                let data: Vec<(Kind, Bytes)> = s
+                    .tracks
+                    .into_iter()
+                    .map(|t| (t.kind, Bytes::from(t.data)))
+                    .collect();
+                let mut out = Vec::with_capacity(want.len());
+                for (kind, r) in want {
+                    let bytes = data
+                        .iter()
+                        .find(|d| d.0 == kind)
+                        .map(|d| d.1.clone())
+                        .unwrap_or_default();
+                    let planned = lens.get(&(seg.object_id.clone(), kind)).copied();
+                    if planned != Some(bytes.len() as u64) {
+                        return Err(ObjectError::Body(format!(
+                            "segment object {:?} gave {} bytes of {kind:?} samples where {planned:?} were planned",
+                            seg.object_id,
+                            bytes.len()
+                        )));
+                    }
+                    out.push(Ok(bytes.slice(r.start as usize..r.end as usize)));
+                }
+                Ok(stream::iter(out))
+            }
+        })
+        .buffered(read_ahead.max(1))
+        .try_flatten();
+    stream::iter(head.map(Ok)).chain(body).boxed()
+}
