@@ -89,7 +89,10 @@ pub(crate) fn boxes<'a>(data: &'a [u8], what: &'static str) -> Result<Vec<Found<
     while at < data.len() {
         let rest = &data[at..];
         if rest.len() < 8 {
-            return Err(bad(what, format!("{} stray bytes at offset {at}", rest.len())));
+            return Err(bad(
+                what,
+                format!("{} stray bytes at offset {at}", rest.len()),
+            ));
         }
         let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
         let kind = [rest[4], rest[5], rest[6], rest[7]];
@@ -201,8 +204,13 @@ mod tests {
         assert!(boxes(&small, "test").is_err());
         assert!(boxes(&[0, 0, 0], "test").is_err());
         // Size 0 runs to the end; size 1 is a 64-bit size.
-        assert_eq!(boxes(&[0, 0, 0, 0, b'm', b'd', b'a', b't', 9], "t").unwrap()[0].body, [9]);
-        let large = [0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 17, 5];
+        assert_eq!(
+            boxes(&[0, 0, 0, 0, b'm', b'd', b'a', b't', 9], "t").unwrap()[0].body,
+            [9]
+        );
+        let large = [
+            0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 17, 5,
+        ];
         assert_eq!(boxes(&large, "t").unwrap()[0].body, [5]);
     }
 }

@@ -57,10 +57,7 @@ pub enum MediaError {
     #[error("video started after the stream was segmented as audio only")]
     LateVideo,
     #[error("bad {what}: {message}")]
-    BadContainer {
-        what: &'static str,
-        message: String,
-    },
+    BadContainer { what: &'static str, message: String },
     #[error("{0}")]
     Unsupported(String),
     #[error("segment grew past {0} bytes without a keyframe to cut at")]

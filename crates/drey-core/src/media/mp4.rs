@@ -131,7 +131,11 @@ pub fn plan(
         .into_iter()
         .filter(|&i| outs.iter().any(|o| o.flow == segments[i].flow))
         .collect();
-    let t0 = used.iter().map(|&i| segments[i].start_ns).min().unwrap_or(0);
+    let t0 = used
+        .iter()
+        .map(|&i| segments[i].start_ns)
+        .min()
+        .unwrap_or(0);
     let tend = used.iter().map(|&i| segments[i].end_ns).max().unwrap_or(0);
     let start = span_start.unwrap_or(t0).clamp(t0, tend);
     let end = span_end.unwrap_or(tend).clamp(start, tend);
@@ -164,6 +168,7 @@ pub fn plan(
     };
 
     // Samples of each track on the file's timeline, one chunk per segment.
+    let mut run_offset: std::collections::HashMap<usize, (i64, i64)> = Default::default();
     for &i in &used {
         let s = &segments[i];
         let media_start = outs
@@ -177,11 +182,17 @@ pub fn plan(
         let Some(media_start) = media_start else {
             continue;
         };
-        // Flow time of media time 0 in this segment.
-        let offset = match s.ts_offset_ns {
-            Some(o) if (media_start + o - s.start_ns).abs() <= 1_000_000_000 => o,
+        // Flow time of media time 0 in this segment: its `ts_offset` when that puts the
+        // media near the segment; else the previous segment's, when it continues it and
+        // its media follows on (one clock across the run); else the segment's first
+        // presentation anchored at its start.
+        let plausible = |o: i64| (media_start + o - s.start_ns).abs() <= 1_000_000_000;
+        let offset = match (s.ts_offset_ns, run_offset.get(&s.flow)) {
+            (Some(o), _) if plausible(o) => o,
+            (_, Some(&(end, o))) if end == s.start_ns && plausible(o) => o,
             _ => s.start_ns - media_start,
         };
+        run_offset.insert(s.flow, (s.end_ns, offset));
         let shift_ns = offset - t0 - (s.start_ns - t0 - file_ns(s.start_ns));
         for o in outs.iter_mut().filter(|o| o.flow == s.flow) {
             let Some(t) = s.samples.track(o.kind) else {
@@ -193,7 +204,11 @@ pub fn plan(
             if t.entry != o.entry || t.timescale != o.timescale {
                 return Err(unsupported(format!(
                     "the {} codec configuration changes at {} ns of flow time; export the spans before and after it separately",
-                    if o.kind == Kind::Video { "video" } else { "audio" },
+                    if o.kind == Kind::Video {
+                        "video"
+                    } else {
+                        "audio"
+                    },
                     s.start_ns
                 )));
             }
@@ -441,7 +456,11 @@ fn write_moov(outs: &[Out], movie_duration: u64, offsets: &[Vec<u64>], co64: boo
                         zeros(o, 4);
                         o.extend_from_slice(if audio { b"soun" } else { b"vide" });
                         zeros(o, 12);
-                        o.extend_from_slice(if audio { b"drey audio\0" } else { b"drey video\0" });
+                        o.extend_from_slice(if audio {
+                            b"drey audio\0"
+                        } else {
+                            b"drey video\0"
+                        });
                     });
                     boxed(o, b"minf", |o| {
                         if audio {
@@ -620,7 +639,10 @@ mod tests {
             assert_eq!(w[0].offset + w[0].len, w[1].offset);
         }
         assert_eq!(m.len, m.chunks[5].offset + m.chunks[5].len);
-        assert_eq!((m.chunks[0].kind, m.chunks[1].kind), (Kind::Video, Kind::Audio));
+        assert_eq!(
+            (m.chunks[0].kind, m.chunks[1].kind),
+            (Kind::Video, Kind::Audio)
+        );
         assert_eq!(m.chunks[0].len, 500);
         // Video: starts 0.5 s (45000 ticks) in, lasts 4.5 s.
         assert_eq!(elst(&m.header, 0), vec![(4_500_000, 45_000)]);
@@ -669,10 +691,25 @@ mod tests {
         let mut b = segment(1);
         b.tracks[0].entry = b"\0\0\0\x08othr".to_vec();
         let input = [
-            SegmentIn { flow: 0, start_ns: 0, end_ns: 2_000_000_000, ts_offset_ns: None, samples: &a },
-            SegmentIn { flow: 0, start_ns: 2_000_000_000, end_ns: 4_000_000_000, ts_offset_ns: None, samples: &b },
+            SegmentIn {
+                flow: 0,
+                start_ns: 0,
+                end_ns: 2_000_000_000,
+                ts_offset_ns: None,
+                samples: &a,
+            },
+            SegmentIn {
+                flow: 0,
+                start_ns: 2_000_000_000,
+                end_ns: 4_000_000_000,
+                ts_offset_ns: None,
+                samples: &b,
+            },
         ];
-        assert!(matches!(plan(&input, None, None), Err(MediaError::Unsupported(_))));
+        assert!(matches!(
+            plan(&input, None, None),
+            Err(MediaError::Unsupported(_))
+        ));
         assert!(plan(&input[..1], Some(3_000_000_000), None).is_err());
         assert!(plan(&[], None, None).is_err());
     }
@@ -707,7 +744,10 @@ mod tests {
             .collect();
         let m = plan(&input, None, None).unwrap();
         let top = boxes(&m.header[..m.header.len() - 8], "t").unwrap();
-        assert_eq!(top.iter().map(|b| b.kind).collect::<Vec<_>>(), vec![*b"ftyp", *b"moov"]);
+        assert_eq!(
+            top.iter().map(|b| b.kind).collect::<Vec<_>>(),
+            vec![*b"ftyp", *b"moov"]
+        );
         let total: u64 = m.chunks.iter().map(|c| c.len).sum();
         assert_eq!(m.len, m.header.len() as u64 + total);
     }

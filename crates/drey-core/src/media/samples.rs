@@ -4,12 +4,12 @@
 //! (length-prefixed NAL units, raw AAC frames). Sans-IO. Segments come from any TAMS
 //! client, so every size and offset is checked, and there is a fuzz target.
 
+use super::MediaError;
 use super::aac::AacConfig;
 use super::avc::{AvcConfig, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
 use super::bmff::{Reader, boxes, child};
 use super::fmp4::{avc1_entry, mp4a_entry};
 use super::ts::{PACKET, TS_WRAP};
-use super::MediaError;
 
 /// Timescale of MPEG-TS timestamps.
 const TS_CLOCK: u32 = 90_000;
@@ -268,13 +268,17 @@ fn audio_pes(
         let object_type = (h[2] >> 6) + 1;
         let frequency_index = (h[2] >> 2) & 0x0f;
         let channel_config = ((h[2] & 1) << 2) | (h[3] >> 6);
-        let frame_len = (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        let frame_len =
+            (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
         let blocks = h[6] & 3;
         let header_len = if protection_absent { 7 } else { 9 };
         if frame_len < header_len || frame_len > payload.len() {
             return Err(bad(
                 "ADTS",
-                format!("frame length {frame_len} with {} bytes in the PES packet", payload.len()),
+                format!(
+                    "frame length {frame_len} with {} bytes in the PES packet",
+                    payload.len()
+                ),
             ));
         }
         if blocks != 0 {
@@ -301,7 +305,8 @@ fn audio_pes(
         let rate = a.config.map_or(48_000, |c| c.core_sample_rate());
         let raw = &payload[header_len..frame_len];
         // In the track's timescale (the core sample rate).
-        let dts = (i128::from(pts) * i128::from(rate) / i128::from(TS_CLOCK)) as i64 + i * AAC_FRAME;
+        let dts =
+            (i128::from(pts) * i128::from(rate) / i128::from(TS_CLOCK)) as i64 + i * AAC_FRAME;
         a.samples.push(Timed {
             dts,
             cto: 0,
@@ -322,7 +327,10 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
     if data.is_empty() || data.len() % PACKET != 0 {
         return Err(bad(
             "MPEG-TS",
-            format!("{} bytes is not a whole number of 188-byte packets", data.len()),
+            format!(
+                "{} bytes is not a whole number of 188-byte packets",
+                data.len()
+            ),
         ));
     }
     let mut pmt_pid: Option<u16> = None;
@@ -447,7 +455,10 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
     let mut out = Samples::default();
     if !video.samples.is_empty() {
         let (Some(sps), Some(pps)) = (&video.sps, &video.pps) else {
-            return Err(bad("H.264", "no SPS/PPS in the segment (it must start with a keyframe)"));
+            return Err(bad(
+                "H.264",
+                "no SPS/PPS in the segment (it must start with a keyframe)",
+            ));
         };
         let (record, cfg) = AvcConfig::record_from(sps, pps)?;
         let mut entry = Vec::new();
@@ -464,7 +475,12 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
     }
     if let (Some(asc), Some(cfg)) = (audio.asc, audio.config) {
         let mut entry = Vec::new();
-        mp4a_entry(&mut entry, cfg.core_sample_rate(), cfg.channels() as u16, &asc);
+        mp4a_entry(
+            &mut entry,
+            cfg.core_sample_rate(),
+            cfg.channels() as u16,
+            &asc,
+        );
         out.tracks.push(Track {
             kind: Kind::Audio,
             timescale: cfg.core_sample_rate(),
@@ -509,7 +525,8 @@ impl Init {
         let moov_boxes = boxes(moov.body, INIT)?;
         let mut tracks = Vec::new();
         for trak in moov_boxes.iter().filter(|b| &b.kind == b"trak") {
-            let tkhd = child(trak.body, b"tkhd", INIT)?.ok_or_else(|| bad(INIT, "trak without tkhd"))?;
+            let tkhd =
+                child(trak.body, b"tkhd", INIT)?.ok_or_else(|| bad(INIT, "trak without tkhd"))?;
             let mut r = Reader::new(tkhd.body, "tkhd");
             let (v, _) = r.version_flags()?;
             r.take(if v == 1 { 16 } else { 8 })?;
@@ -521,8 +538,10 @@ impl Init {
                 }
                 _ => (0, 0),
             };
-            let mdia = child(trak.body, b"mdia", INIT)?.ok_or_else(|| bad(INIT, "trak without mdia"))?;
-            let mdhd = child(mdia.body, b"mdhd", INIT)?.ok_or_else(|| bad(INIT, "mdia without mdhd"))?;
+            let mdia =
+                child(trak.body, b"mdia", INIT)?.ok_or_else(|| bad(INIT, "trak without mdia"))?;
+            let mdhd =
+                child(mdia.body, b"mdhd", INIT)?.ok_or_else(|| bad(INIT, "mdia without mdhd"))?;
             let mut r = Reader::new(mdhd.body, "mdhd");
             let (v, _) = r.version_flags()?;
             r.take(if v == 1 { 16 } else { 8 })?;
@@ -530,7 +549,8 @@ impl Init {
             if timescale == 0 {
                 return Err(bad(INIT, "timescale 0"));
             }
-            let hdlr = child(mdia.body, b"hdlr", INIT)?.ok_or_else(|| bad(INIT, "mdia without hdlr"))?;
+            let hdlr =
+                child(mdia.body, b"hdlr", INIT)?.ok_or_else(|| bad(INIT, "mdia without hdlr"))?;
             let mut r = Reader::new(hdlr.body, "hdlr");
             r.take(8)?;
             let kind = match r.take(4)? {
@@ -546,7 +566,10 @@ impl Init {
                 .transpose()?
                 .flatten()
                 .ok_or_else(|| bad(INIT, "track without stsd"))?;
-            let entries = stsd.body.get(8..).ok_or_else(|| bad(INIT, "truncated stsd"))?;
+            let entries = stsd
+                .body
+                .get(8..)
+                .ok_or_else(|| bad(INIT, "truncated stsd"))?;
             let first = boxes(entries, INIT)?
                 .into_iter()
                 .next()
@@ -568,7 +591,10 @@ impl Init {
             });
         }
         if let Some(mvex) = moov_boxes.iter().find(|b| &b.kind == b"mvex") {
-            for trex in boxes(mvex.body, INIT)?.iter().filter(|b| &b.kind == b"trex") {
+            for trex in boxes(mvex.body, INIT)?
+                .iter()
+                .filter(|b| &b.kind == b"trex")
+            {
                 let mut r = Reader::new(trex.body, "trex");
                 r.version_flags()?;
                 let id = r.u32()?;
@@ -607,14 +633,25 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
         .collect();
     // Where the next fragment of each track starts when it has no tfdt.
     let mut next_dts: Vec<i64> = vec![0; tracks.len()];
-    for moof in boxes(data, FRAG)?.into_iter().filter(|b| &b.kind == b"moof") {
+    for moof in boxes(data, FRAG)?
+        .into_iter()
+        .filter(|b| &b.kind == b"moof")
+    {
         let mut prev_data_end: Option<u64> = None;
-        for traf in boxes(moof.body, FRAG)?.into_iter().filter(|b| &b.kind == b"traf") {
-            let tfhd = child(traf.body, b"tfhd", FRAG)?.ok_or_else(|| bad(FRAG, "traf without tfhd"))?;
+        for traf in boxes(moof.body, FRAG)?
+            .into_iter()
+            .filter(|b| &b.kind == b"traf")
+        {
+            let tfhd =
+                child(traf.body, b"tfhd", FRAG)?.ok_or_else(|| bad(FRAG, "traf without tfhd"))?;
             let mut r = Reader::new(tfhd.body, "tfhd");
             let (_, flags) = r.version_flags()?;
             let id = r.u32()?;
-            let base_offset = if flags & 0x1 != 0 { Some(r.u64()?) } else { None };
+            let base_offset = if flags & 0x1 != 0 {
+                Some(r.u64()?)
+            } else {
+                None
+            };
             if flags & 0x2 != 0 {
                 r.u32()?;
             }
@@ -622,9 +659,21 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
                 continue;
             };
             let it = &init.tracks[ti];
-            let def_dur = if flags & 0x8 != 0 { r.u32()? } else { it.default_duration };
-            let def_size = if flags & 0x10 != 0 { r.u32()? } else { it.default_size };
-            let def_flags = if flags & 0x20 != 0 { r.u32()? } else { it.default_flags };
+            let def_dur = if flags & 0x8 != 0 {
+                r.u32()?
+            } else {
+                it.default_duration
+            };
+            let def_size = if flags & 0x10 != 0 {
+                r.u32()?
+            } else {
+                it.default_size
+            };
+            let def_flags = if flags & 0x20 != 0 {
+                r.u32()?
+            } else {
+                it.default_flags
+            };
             let base = match base_offset {
                 Some(b) => b,
                 None if flags & 0x2_0000 != 0 => moof.at as u64,
@@ -634,13 +683,20 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
                 Some(tfdt) => {
                     let mut r = Reader::new(tfdt.body, "tfdt");
                     let (v, _) = r.version_flags()?;
-                    let t = if v == 1 { r.u64()? } else { u64::from(r.u32()?) };
+                    let t = if v == 1 {
+                        r.u64()?
+                    } else {
+                        u64::from(r.u32()?)
+                    };
                     i64::try_from(t).map_err(|_| bad(FRAG, "decode time past 2^63"))?
                 }
                 None => next_dts[ti],
             };
             let mut pos = base;
-            for trun in boxes(traf.body, FRAG)?.into_iter().filter(|b| &b.kind == b"trun") {
+            for trun in boxes(traf.body, FRAG)?
+                .into_iter()
+                .filter(|b| &b.kind == b"trun")
+            {
                 let mut r = Reader::new(trun.body, "trun");
                 let (version, tf) = r.version_flags()?;
                 let count = r.u32()? as usize;
@@ -651,7 +707,11 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
                         .ok_or_else(|| bad(FRAG, "data offset before the segment"))?;
                 }
                 let first_flags = if tf & 0x4 != 0 { Some(r.u32()?) } else { None };
-                let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tf & f != 0).count() * 4;
+                let per = [0x100, 0x200, 0x400, 0x800]
+                    .iter()
+                    .filter(|&&f| tf & f != 0)
+                    .count()
+                    * 4;
                 if count.saturating_mul(per) > trun.body.len() || (per == 0 && count > data.len()) {
                     return Err(bad(FRAG, format!("trun claims {count} samples")));
                 }
@@ -670,7 +730,8 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
                     let cto = if tf & 0x800 != 0 {
                         let raw = r.u32()?;
                         if version == 0 {
-                            i32::try_from(raw).map_err(|_| bad(FRAG, "composition offset past 2^31"))?
+                            i32::try_from(raw)
+                                .map_err(|_| bad(FRAG, "composition offset past 2^31"))?
                         } else {
                             raw as i32
                         }
@@ -681,7 +742,12 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
                         .checked_add(u64::from(size))
                         .filter(|&e| e <= data.len() as u64)
                         .ok_or_else(|| {
-                            bad(FRAG, format!("sample of {size} bytes at offset {pos} runs past the segment"))
+                            bad(
+                                FRAG,
+                                format!(
+                                    "sample of {size} bytes at offset {pos} runs past the segment"
+                                ),
+                            )
                         })?;
                     if with_data {
                         t.data.extend_from_slice(&data[pos as usize..end as usize]);
@@ -711,8 +777,13 @@ mod tests {
 
     #[test]
     fn splits_annex_b() {
-        let d = [0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x65, 7, 0];
-        assert_eq!(annex_b(&d), vec![&[9, 0xf0][..], &[0x67, 1, 2][..], &[0x65, 7][..]]);
+        let d = [
+            0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x65, 7, 0,
+        ];
+        assert_eq!(
+            annex_b(&d),
+            vec![&[9, 0xf0][..], &[0x67, 1, 2][..], &[0x65, 7][..]]
+        );
         assert!(annex_b(&[1, 2, 3]).is_empty());
     }
 
@@ -738,15 +809,40 @@ mod tests {
         assert_eq!((init.tracks[0].width, init.tracks[0].height), (160, 90));
         assert_eq!(init.tracks[1].timescale, 48_000);
         let v = [
-            Sample { duration: 3000, size: 3, sync: true, composition_offset: 6000 },
-            Sample { duration: 3000, size: 2, sync: false, composition_offset: -3000 },
+            Sample {
+                duration: 3000,
+                size: 3,
+                sync: true,
+                composition_offset: 6000,
+            },
+            Sample {
+                duration: 3000,
+                size: 2,
+                sync: false,
+                composition_offset: -3000,
+            },
         ];
-        let a = [Sample { duration: 1024, size: 4, sync: true, composition_offset: 0 }];
+        let a = [Sample {
+            duration: 1024,
+            size: 4,
+            sync: true,
+            composition_offset: 0,
+        }];
         let seg = fmp4::media_segment(
             1,
             &[
-                TrackRun { track_id: 1, base_decode_time: 90_000, samples: &v, data: b"VVVWW" },
-                TrackRun { track_id: 2, base_decode_time: 48_000, samples: &a, data: b"AAAA" },
+                TrackRun {
+                    track_id: 1,
+                    base_decode_time: 90_000,
+                    samples: &v,
+                    data: b"VVVWW",
+                },
+                TrackRun {
+                    track_id: 2,
+                    base_decode_time: 48_000,
+                    samples: &a,
+                    data: b"AAAA",
+                },
             ],
         );
         let s = from_fmp4(&init, &seg, true).unwrap();
@@ -755,8 +851,18 @@ mod tests {
         assert_eq!(
             vt.samples,
             vec![
-                Timed { dts: 90_000, cto: 6000, size: 3, sync: true },
-                Timed { dts: 93_000, cto: -3000, size: 2, sync: false },
+                Timed {
+                    dts: 90_000,
+                    cto: 6000,
+                    size: 3,
+                    sync: true
+                },
+                Timed {
+                    dts: 93_000,
+                    cto: -3000,
+                    size: 2,
+                    sync: false
+                },
             ]
         );
         let at = s.track(Kind::Audio).unwrap();
@@ -801,7 +907,10 @@ mod tests {
             let from_mp4 = from_fmp4(&init, &mp4.data, true).unwrap();
             let from_ts = from_ts(&s.ts, true).unwrap();
             assert_eq!(from_ts.tracks.len(), 2);
-            let (tv, mv) = (from_ts.track(Kind::Video).unwrap(), from_mp4.track(Kind::Video).unwrap());
+            let (tv, mv) = (
+                from_ts.track(Kind::Video).unwrap(),
+                from_mp4.track(Kind::Video).unwrap(),
+            );
             assert_eq!(tv.samples.len(), s.video_frames as usize);
             assert_eq!(tv.samples.len(), mv.samples.len());
             for (a, b) in tv.samples.iter().zip(&mv.samples) {
@@ -809,7 +918,10 @@ mod tests {
             }
             assert_eq!(tv.entry, mv.entry, "same avc1 sample entry");
             assert_eq!((tv.width, tv.height), (160, 90));
-            let (ta, ma) = (from_ts.track(Kind::Audio).unwrap(), from_mp4.track(Kind::Audio).unwrap());
+            let (ta, ma) = (
+                from_ts.track(Kind::Audio).unwrap(),
+                from_mp4.track(Kind::Audio).unwrap(),
+            );
             assert_eq!(ta.data, ma.data);
             assert_eq!(ta.samples.len(), s.audio_frames as usize);
             assert_eq!(ta.timescale, 44_100);

@@ -1,9 +1,11 @@
-//! `drey export FLOW --start .. --end .. -o FILE`: one file for a span of a flow, either
-//! through a running drey (`--url`, its `/flows/{id}/download`) or straight from the store
-//! (the same plan and parallel fetch as the server). Writes `FILE.part` and renames it
+//! `drey export FLOW --start .. --end .. [--format ts|mp4] -o FILE`: one file for a span
+//! of a flow (or, with `--source`, of a source's flows), either through a running drey
+//! (`--url`, its `/flows/{id}/download`) or straight from the store (the same plan and
+//! parallel fetch as the server). Writes `FILE.part` and renames it
 //! when complete, so a file with the final name is always whole. Shows bytes, rate and ETA.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,12 +15,16 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::{FileConfig, StoreArgs, StoreConfig};
 use crate::http::query::Query;
-use crate::packaging::export;
+use crate::packaging::{export, mp4};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
-    /// The flow to export (its id).
+    /// The flow to export (its id), or the source with `--source`.
     pub flow: drey_core::Id,
+    /// The id is a source: export its multiplexed flow, or its video and audio flows
+    /// combined into one MP4.
+    #[arg(long)]
+    pub source: bool,
     /// Start of the span, ISO 8601 UTC (e.g. 2026-11-29T14:00:00Z).
     #[arg(long)]
     pub start: Option<String>,
@@ -28,8 +34,8 @@ pub struct ExportArgs {
     /// The span as a TAMS timerange instead (e.g. "[1764424837:0_1764424897:0)").
     #[arg(long, conflicts_with_all = ["start", "end"])]
     pub timerange: Option<String>,
-    /// File format: ts.
-    #[arg(long, default_value = "ts")]
+    /// File format: ts (the segments concatenated) or mp4 (progressive, trimmed to the span).
+    #[arg(long, default_value = "ts", value_parser = ["ts", "mp4"])]
     pub format: String,
     /// Where to write the file (`-`: standard output, e.g. to pipe into ffmpeg).
     #[arg(short, long)]
@@ -95,9 +101,6 @@ impl Sink {
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
-    if args.format != "ts" {
-        bail!("--format {}: only ts export is built", args.format);
-    }
     if args.output.as_os_str() == "-" {
         let mut out = Sink::Stdout(tokio::io::stdout());
         let written = match &args.url {
@@ -150,19 +153,50 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
         .span()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .unwrap_or(drey_core::TimeRange::ETERNITY);
-    let flow = index
-        .get_flow(args.flow)
-        .await?
-        .with_context(|| format!("flow {} does not exist", args.flow))?
-        .value;
-    let plan = export::plan(index.as_ref(), &flow, span, usize::MAX / 2)
+    let flows = if args.source {
+        mp4::source_flows(index.as_ref(), args.flow)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        vec![
+            index
+                .get_flow(args.flow)
+                .await?
+                .with_context(|| format!("flow {} does not exist", args.flow))?
+                .value,
+        ]
+    };
+    let (len, gaps, mut body) = if args.format == "mp4" {
+        let tables = Arc::new(mp4::Tables::default());
+        let plan = mp4::plan(
+            &tables,
+            index.as_ref(),
+            &objects,
+            &flows,
+            span,
+            usize::MAX / 2,
+            args.read_ahead,
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for g in &plan.gaps {
+        let body = mp4::stream(tables, objects, &plan, 0..plan.len, args.read_ahead);
+        (plan.len, plan.gaps, body)
+    } else {
+        let [flow] = flows.as_slice() else {
+            bail!(
+                "the source's video and audio are separate flows: use --format mp4 to combine them"
+            );
+        };
+        let plan = export::plan(index.as_ref(), flow, span, usize::MAX / 2)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let body = export::stream(objects, &plan, 0..plan.len, args.read_ahead);
+        (plan.len, plan.gaps, body)
+    };
+    for g in &gaps {
         tracing::warn!(gap = %g, "the span has no segments here; skipped");
     }
-    let bar = progress(plan.len, args.quiet);
-    let mut body = export::stream(objects, &plan, 0..plan.len, args.read_ahead);
+    let bar = progress(len, args.quiet);
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
@@ -171,16 +205,17 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
         bar.set_position(written);
     }
     bar.finish_and_clear();
-    if written != plan.len {
-        bail!("wrote {written} bytes of {}", plan.len);
+    if written != len {
+        bail!("wrote {written} bytes of {len}");
     }
     Ok(written)
 }
 
 async fn over_http(args: &ExportArgs, url: &str, file: &mut Sink) -> anyhow::Result<u64> {
     let url = format!(
-        "{}/flows/{}/download?{}",
+        "{}/{}/{}/download?{}",
         url.trim_end_matches('/'),
+        if args.source { "sources" } else { "flows" },
         args.flow,
         args.query()
     );

@@ -109,7 +109,12 @@ fn respond(
     Ok(resp)
 }
 
-async fn ts(st: &AppState, headers: &HeaderMap, flow: &Flow, span: TimeRange) -> ApiResult<Response> {
+async fn ts(
+    st: &AppState,
+    headers: &HeaderMap,
+    flow: &Flow,
+    span: TimeRange,
+) -> ApiResult<Response> {
     let plan = export::plan(st.index.as_ref(), flow, span, st.cfg.export_max_segments).await?;
     let file = File {
         len: plan.len,
@@ -122,7 +127,9 @@ async fn ts(st: &AppState, headers: &HeaderMap, flow: &Flow, span: TimeRange) ->
     };
     let objects = st.objects.clone();
     let read_ahead = st.cfg.export_read_ahead;
-    respond(headers, file, move |r| export::stream(objects, &plan, r, read_ahead))
+    respond(headers, file, move |r| {
+        export::stream(objects, &plan, r, read_ahead)
+    })
 }
 
 async fn mp4(

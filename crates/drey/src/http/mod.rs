@@ -45,7 +45,10 @@ pub fn app(state: AppState) -> Router {
             "/sources/{source_id}/playlist.m3u8",
             get(hls::source_playlist),
         )
-        .route("/sources/{source_id}/download", get(export::source_download))
+        .route(
+            "/sources/{source_id}/download",
+            get(export::source_download),
+        )
         .route("/sources/{source_id}/tags", get(sources::get_tags))
         .route(
             "/sources/{source_id}/tags/{name}",

@@ -173,7 +173,11 @@ async fn fetch(objects: &Objects, id: &str) -> Result<Vec<u8>, ObjectError> {
     Ok(v)
 }
 
-async fn init_of(tables: &Tables, objects: &Objects, id: &str) -> Result<Arc<Init>, PackagingError> {
+async fn init_of(
+    tables: &Tables,
+    objects: &Objects,
+    id: &str,
+) -> Result<Arc<Init>, PackagingError> {
     if let Some(i) = tables.init(id) {
         return Ok(i);
     }
@@ -362,7 +366,15 @@ pub async fn plan(
     LAYOUT.hash(&mut h);
     (movie.start_ns, movie.end_ns, movie.len).hash(&mut h);
     for (flow, r, _) in &rows {
-        (flow, &r.object_id, &r.init_object_id, r.start_ns, r.end_ns, r.ts_offset_ns).hash(&mut h);
+        (
+            flow,
+            &r.object_id,
+            &r.init_object_id,
+            r.start_ns,
+            r.end_ns,
+            r.ts_offset_ns,
+        )
+            .hash(&mut h);
     }
     Ok(Plan {
         len: movie.len,

@@ -1,11 +1,12 @@
 //! Media helpers shared by the end-to-end tests: ffmpeg publishers, ffprobe/ffmpeg
 //! checks of what drey stored, and small JSON/metrics readers.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drey_core::TimeRange;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::Drey;
 
@@ -189,4 +190,135 @@ pub async fn metric(d: &Drey, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// What `encode_segments` cuts.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Streams {
+    /// testsrc2 + sine, multiplexed.
+    Both,
+    VideoOnly,
+    AudioOnly,
+}
+
+/// Cuts `secs` of testsrc2 and/or sine (H.264/AAC) into HLS segments with ffmpeg: MPEG-TS,
+/// or fMP4 with an init section. Returns the init file (fMP4) and the segment files in
+/// order.
+pub fn encode_segments(
+    dir: &Path,
+    secs: u32,
+    streams: Streams,
+    fmp4: bool,
+) -> (Option<PathBuf>, Vec<PathBuf>) {
+    let ext = if fmp4 { "m4s" } else { "ts" };
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"]);
+    let (video, audio) = (streams != Streams::AudioOnly, streams != Streams::VideoOnly);
+    // Inputs first: options before an -i apply to that input.
+    if video {
+        cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"]);
+    }
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    if video {
+        cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"])
+            .args(["-pix_fmt", "yuv420p"]);
+    }
+    if audio {
+        cmd.args(["-c:a", "aac"]);
+    }
+    cmd.args(["-t", &secs.to_string()])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_list_size", "0"])
+        .args(["-hls_segment_filename"])
+        .arg(dir.join(format!("seg%03d.{ext}")));
+    if fmp4 {
+        cmd.args(["-hls_segment_type", "fmp4"])
+            .args(["-hls_fmp4_init_filename", "init.mp4"]);
+    }
+    let out = cmd.arg(dir.join("ffmpeg.m3u8")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    segs.sort();
+    let init = fmp4.then(|| dir.join("init.mp4"));
+    (init, segs)
+}
+
+/// Segment durations from ffmpeg's own playlist (what a packager knows when it registers).
+pub fn ffmpeg_durations(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("ffmpeg.m3u8"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|v| v.trim_end_matches(',').parse().unwrap())
+        .collect()
+}
+
+/// A TAMS client's writes with a plain HTTP client: allocate, PUT to the put_url,
+/// register. Returns the object ids.
+pub async fn upload(http: &reqwest::Client, d: &Drey, flow: &str, files: &[&Path]) -> Vec<String> {
+    let r = http
+        .post(d.url(&format!("/flows/{flow}/storage")))
+        .json(&json!({"limit": files.len()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let objs = v["media_objects"].as_array().unwrap();
+    let mut ids = Vec::new();
+    for (m, file) in objs.iter().zip(files) {
+        let put = http
+            .put(m["put_url"]["url"].as_str().unwrap())
+            .header(
+                "content-type",
+                m["put_url"]["content-type"].as_str().unwrap(),
+            )
+            .body(std::fs::read(file).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "PUT {}", put.status());
+        ids.push(m["object_id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// Registers `ids` as back-to-back segments of the given durations (seconds) from an
+/// arbitrary TAI instant, each with `init` as its init object if given.
+pub async fn register_contiguous(
+    http: &reqwest::Client,
+    d: &Drey,
+    flow: uuid::Uuid,
+    ids: &[String],
+    durations: &[f64],
+    init: Option<&str>,
+) {
+    let mut t: i64 = 1_800_000_000 * 1_000_000_000;
+    let mut body = Vec::new();
+    for (id, dur) in ids.iter().zip(durations) {
+        let end = t + (dur * 1e9).round() as i64;
+        let mut s =
+            json!({"object_id": id, "timerange": TimeRange::from_nanos(t, end).to_string()});
+        if let Some(i) = init {
+            s["init_object_id"] = json!(i);
+        }
+        body.push(s);
+        t = end;
+    }
+    let r = http
+        .post(d.url(&format!("/flows/{flow}/segments")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
