@@ -9,8 +9,11 @@ H.264 + AAC clip, ~560 KB each), then in one run:
     boto3) with N parallel readers, N = drey's export read-ahead (8);
   * drey: downloads the 10-minute span from /flows/{id}/download (curl to /dev/null);
   * drey_cli: `drey export -o -` straight from the store, read from its stdout (no HTTP);
+  * drey_mp4: the same span as a progressive MP4 (format=mp4); its first run reads every
+    segment twice (sample tables to plan the file, then the samples), later runs find the
+    tables cached; MB/s counts the segment bytes exported, as for TS;
 alternating raw/drey twice and reporting MB/s and the drey/raw ratio; and the peak RSS of
-`drey export` (direct from the store) for a 1-minute and a 10-minute span.
+`drey export` (direct from the store, TS and MP4) for a 1-minute and a 10-minute span.
 
 Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME]
 Needs: ffmpeg, curl; boto3 for S3.
@@ -125,7 +128,8 @@ def main():
                                check=True)
                 return total
 
-            runs = {"raw": [], "drey": [], "drey_cli": []}
+            runs = {"raw": [], "drey": [], "drey_cli": [], "drey_mp4": []}
+            mp4_url = url + "&format=mp4"
             for _ in range(2):
                 n, s = timed(raw)
                 assert n == total, (n, total)
@@ -136,12 +140,16 @@ def main():
                 n, s = timed(direct)
                 assert n == total, (n, total)
                 runs["drey_cli"].append(n / s / 1e6)
+                n, s = timed(lambda: drey_download(mp4_url))
+                assert n > total * 0.9, (n, total)
+                runs["drey_mp4"].append(total / s / 1e6)
             best = {k: max(v) for k, v in runs.items()}
             rss = {}
-            for label, span in [("1min", span1), ("10min", span10)]:
-                out = os.path.join(work, f"{name}-{label}.ts")
+            for label, span, fmt in [("1min", span1, "ts"), ("10min", span10, "ts"),
+                                     ("mp4_1min", span1, "mp4"), ("mp4_10min", span10, "mp4")]:
+                out = os.path.join(work, f"{name}-{label}.{fmt}")
                 cmd = [drey, "export", flow, "--timerange", span, "-o", out, "-q",
-                       "--data-dir", data, "--read-ahead", str(READ_AHEAD)]
+                       "--format", fmt, "--data-dir", data, "--read-ahead", str(READ_AHEAD)]
                 if objects:
                     cmd += ["--objects", objects]
                 rss[label] = peak_rss_kb(cmd)
@@ -153,6 +161,9 @@ def main():
                 "drey_cli_MBps": [round(x, 1) for x in runs["drey_cli"]],
                 "ratio_best": round(best["drey"] / best["raw"], 3),
                 "ratio_cli_best": round(best["drey_cli"] / best["raw"], 3),
+                "drey_mp4_MBps_cold_warm": [round(x, 1) for x in runs["drey_mp4"]],
+                "ratio_mp4_cold": round(runs["drey_mp4"][0] / runs["raw"][0], 3),
+                "ratio_mp4_warm": round(runs["drey_mp4"][1] / runs["raw"][1], 3),
                 "export_peak_rss_kb": rss,
             }
             p.send_signal(signal.SIGTERM)

@@ -98,8 +98,15 @@ struct Es {
     pes: PesBuf,
 }
 
-/// Parses a PES header: (pts, dts, payload).
-fn pes_parts(pes: &[u8]) -> Result<(Option<i64>, Option<i64>, &[u8]), MediaError> {
+/// A PES packet's timestamps (90 kHz) and payload.
+struct PesParts<'a> {
+    pts: Option<i64>,
+    dts: Option<i64>,
+    payload: &'a [u8],
+}
+
+/// Parses a PES header.
+fn pes_parts(pes: &[u8]) -> Result<PesParts<'_>, MediaError> {
     if pes.len() < 9 || pes[..3] != [0, 0, 1] {
         return Err(bad("MPEG-TS", "PES packet without a start code"));
     }
@@ -119,7 +126,7 @@ fn pes_parts(pes: &[u8]) -> Result<(Option<i64>, Option<i64>, &[u8]), MediaError
     };
     let pts = if flags & 2 != 0 { Some(ts(9)?) } else { None };
     let dts = if flags == 3 { Some(ts(14)?) } else { pts };
-    Ok((pts, dts, payload))
+    Ok(PesParts { pts, dts, payload })
 }
 
 /// Splits an Annex B byte stream into NAL units (start codes and trailing zeros dropped).
@@ -195,7 +202,7 @@ fn video_pes(
     pes: &[u8],
     with_data: bool,
 ) -> Result<(), MediaError> {
-    let (pts, dts, payload) = pes_parts(pes)?;
+    let PesParts { pts, dts, payload } = pes_parts(pes)?;
     let before = v.data.len();
     let mut size = 0usize;
     let mut sync = false;
@@ -253,7 +260,9 @@ fn audio_pes(
     pes: &[u8],
     with_data: bool,
 ) -> Result<(), MediaError> {
-    let (pts, _, mut payload) = pes_parts(pes)?;
+    let PesParts {
+        pts, mut payload, ..
+    } = pes_parts(pes)?;
     let Some(pts) = pts else {
         return Err(bad("MPEG-TS", "audio PES packet without a PTS"));
     };
@@ -324,7 +333,7 @@ fn audio_pes(
 
 /// Demuxes an MPEG-TS segment. `with_data` false keeps only the tables.
 pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
-    if data.is_empty() || data.len() % PACKET != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(PACKET) {
         return Err(bad(
             "MPEG-TS",
             format!(
