@@ -167,6 +167,15 @@ pub fn plan(
         t - t0 - closed
     };
 
+    for o in &mut outs {
+        let n: usize = used
+            .iter()
+            .filter(|&&i| segments[i].flow == o.flow)
+            .filter_map(|&i| segments[i].samples.track(o.kind))
+            .map(|t| t.samples.len())
+            .sum();
+        o.samples.reserve_exact(n);
+    }
     // Samples of each track on the file's timeline, one chunk per segment.
     let mut run_offset: std::collections::HashMap<usize, (i64, i64)> = Default::default();
     for &i in &used {

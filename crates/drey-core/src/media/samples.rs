@@ -132,21 +132,16 @@ fn pes_parts(pes: &[u8]) -> Result<PesParts<'_>, MediaError> {
 /// Splits an Annex B byte stream into NAL units (start codes and trailing zeros dropped).
 fn annex_b(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
-    let mut i = 0;
     let mut start: Option<usize> = None;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            if let Some(s) = start {
-                out.push(&data[s..i]);
-            }
-            i += 3;
-            start = Some(i);
-        } else {
-            i += 1;
+    for at in memchr::memmem::find_iter(data, &[0, 0, 1]) {
+        // Overlapping matches cannot occur: a match ends in 1, a start code starts with 0.
+        if let Some(s) = start {
+            out.push(&data[s..at.max(s)]);
         }
+        start = Some(at + 3);
     }
     if let Some(s) = start {
-        out.push(&data[s..]);
+        out.push(&data[s.min(data.len())..]);
     }
     out.into_iter()
         .map(|n| {
@@ -359,6 +354,11 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
     };
     let mut vclock = Unwrap(None);
     let mut aclock = Unwrap(None);
+    if with_data {
+        // Sample bytes are fewer than the packets': one allocation each.
+        video.data.reserve(data.len());
+        audio.data.reserve(data.len() / 8);
+    }
     let mut flush = |es: &mut Es| -> Result<(), MediaError> {
         if es.pes.data.is_empty() {
             return Ok(());
@@ -461,6 +461,9 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
             )
         }));
     }
+    // Tables may be kept a long time (cached): no spare capacity.
+    video.samples.shrink_to_fit();
+    audio.samples.shrink_to_fit();
     let mut out = Samples::default();
     if !video.samples.is_empty() {
         let (Some(sps), Some(pps)) = (&video.sps, &video.pps) else {
@@ -776,6 +779,9 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
         }
     }
     tracks.retain(|t| !t.samples.is_empty());
+    for t in &mut tracks {
+        t.samples.shrink_to_fit();
+    }
     Ok(Samples { tracks })
 }
 

@@ -141,6 +141,8 @@ impl Seg {
 #[derive(Debug, Clone)]
 pub struct Plan {
     movie: Movie,
+    /// The movie's header (moved out of it), sliced without copying.
+    header: Bytes,
     segs: Vec<Seg>,
     pub len: u64,
     pub etag: String,
@@ -163,14 +165,18 @@ fn media_error(object: &str, e: MediaError) -> PackagingError {
     }
 }
 
-async fn fetch(objects: &Objects, id: &str) -> Result<Vec<u8>, ObjectError> {
+/// A whole object; one copy at most (none when the store gives it in one piece).
+async fn fetch(objects: &Objects, id: &str) -> Result<Bytes, ObjectError> {
     let read = objects.get(id, None).await?;
-    let chunks: Vec<Bytes> = read.body.try_collect().await?;
+    let mut chunks: Vec<Bytes> = read.body.try_collect().await?;
+    if chunks.len() == 1 {
+        return Ok(chunks.remove(0));
+    }
     let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
     for c in chunks {
         v.extend_from_slice(&c);
     }
-    Ok(v)
+    Ok(Bytes::from(v))
 }
 
 async fn init_of(
@@ -352,7 +358,7 @@ pub async fn plan(
             samples: s,
         })
         .collect();
-    let movie = mp4::plan(&input, span.start_nanos(), span.end_nanos()).map_err(|e| match e {
+    let mut movie = mp4::plan(&input, span.start_nanos(), span.end_nanos()).map_err(|e| match e {
         MediaError::Unsupported(m) => PackagingError::Unsupported {
             field: "timerange",
             message: m,
@@ -385,6 +391,7 @@ pub async fn plan(
             .iter()
             .map(|&(a, b)| TimeRange::from_nanos(a, b))
             .collect(),
+        header: Bytes::from(std::mem::take(&mut movie.header)),
         movie,
         segs,
     })
@@ -411,12 +418,10 @@ pub fn stream(
     range: Range<u64>,
     read_ahead: usize,
 ) -> BoxStream<'static, Result<Bytes, ObjectError>> {
-    let header_len = plan.movie.header.len() as u64;
+    let header_len = plan.header.len() as u64;
     let head = if range.start < header_len {
         let end = range.end.min(header_len);
-        Some(Bytes::copy_from_slice(
-            &plan.movie.header[range.start as usize..end as usize],
-        ))
+        Some(plan.header.slice(range.start as usize..end as usize))
     } else {
         None
     };
