@@ -358,16 +358,17 @@ pub async fn plan(
             samples: s,
         })
         .collect();
-    let mut movie = mp4::plan(&input, span.start_nanos(), span.end_nanos()).map_err(|e| match e {
-        MediaError::Unsupported(m) => PackagingError::Unsupported {
-            field: "timerange",
-            message: m,
-        },
-        e => PackagingError::Unsupported {
-            field: "object_id",
-            message: e.to_string(),
-        },
-    })?;
+    let mut movie =
+        mp4::plan(&input, span.start_nanos(), span.end_nanos()).map_err(|e| match e {
+            MediaError::Unsupported(m) => PackagingError::Unsupported {
+                field: "timerange",
+                message: m,
+            },
+            e => PackagingError::Unsupported {
+                field: "object_id",
+                message: e.to_string(),
+            },
+        })?;
     let mut h = DefaultHasher::new();
     LAYOUT.hash(&mut h);
     (movie.start_ns, movie.end_ns, movie.len).hash(&mut h);
