@@ -3,8 +3,8 @@
 # Installs what is missing (Ceph RGW, PostgreSQL, Python tools), starts PostgreSQL and a
 # throwaway Ceph RGW on loopback, then runs: formatting and lint checks, every Rust test
 # (unit, index conformance on SQLite and PostgreSQL, object store on memory/local/RGW,
-# end-to-end API tests on both backends), and the TAMS conformance pass (a spec-only client
-# and schemathesis against the spec) on both backends.
+# end-to-end API tests on both backends, the web UI in headless Chromium), and the TAMS
+# conformance pass (a spec-only client and schemathesis against the spec) on both backends.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -16,6 +16,8 @@ command -v radosgw >/dev/null || pkgs+=(ceph-mon ceph-osd radosgw)
 command -v pg_ctlcluster >/dev/null || pkgs+=(postgresql)
 command -v curl >/dev/null || pkgs+=(curl)
 command -v ffmpeg >/dev/null || pkgs+=(ffmpeg)
+command -v chromium >/dev/null || pkgs+=(chromium)
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 if [ ${#pkgs[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
@@ -23,6 +25,9 @@ fi
 python3 -c 'import schemathesis, boto3, requests, yaml' 2>/dev/null \
   || python3 -m pip install -q schemathesis boto3 requests pyyaml
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# The web UI's pinned npm packages (playwright-core for its browser test); checks that the
+# hls.js embedded in drey is the pinned package's.
+scripts/ui-vendor.sh --check
 
 log "PostgreSQL"
 if ! pg_isready -q -h 127.0.0.1; then

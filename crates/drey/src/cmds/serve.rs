@@ -60,6 +60,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => (None, None),
     };
 
+    // The RTMP URL as publishers see it: this server's public host, the bound port.
+    state.rtmp_url = rtmp_addr.as_deref().map(|addr| {
+        let port = addr.rsplit(':').next().unwrap_or("1935");
+        let host = url::Url::parse(&cfg.service.public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        format!("rtmp://{host}:{port}/live/")
+    });
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding {}", cfg.http))?;

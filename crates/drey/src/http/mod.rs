@@ -15,6 +15,7 @@ mod segments;
 mod service;
 mod sources;
 pub mod state;
+mod ui;
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,9 @@ pub use state::{AppState, ServiceConfig};
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .route("/", get(service::root))
+        .route("/", get(ui::root))
+        .route("/ui/config.json", get(ui::config))
+        .route("/ui/{*path}", get(ui::asset))
         .route(
             "/service",
             get(service::get_service).post(service::post_service),
@@ -71,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/flows/{flow_id}/playlist.m3u8", get(hls::flow_playlist))
         .route("/flows/{flow_id}/download", get(export::download))
+        .route("/flows/{flow_id}/timeline", get(ui::timeline))
         .route("/flows/{flow_id}/tags", get(flows::get_tags))
         .route(
             "/flows/{flow_id}/tags/{name}",

@@ -13,16 +13,6 @@ use super::paging::{Paging, paged};
 use super::query::{Query, json_body};
 use super::state::AppState;
 
-pub async fn root() -> Json<[&'static str; 5]> {
-    Json([
-        "service",
-        "flows",
-        "sources",
-        "objects",
-        "flow-delete-requests",
-    ])
-}
-
 const DEFAULT_DESCRIPTION: &str = "drey: a time-addressable store for live and recorded video. \
 Event streams (webhooks) are not implemented yet, so event_stream_mechanisms is empty.";
 

@@ -82,6 +82,9 @@ pub struct AppState {
     pub stored_objects: Arc<super::media::StoredObjects>,
     /// Sample tables of segments, for MP4 exports.
     pub mp4_tables: Arc<crate::packaging::mp4::Tables>,
+    /// Where publishers reach this server's RTMP ingest (`rtmp://HOST:PORT/live/`), for
+    /// the web UI; `None` when RTMP is off.
+    pub rtmp_url: Option<String>,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ impl AppState {
             hls,
             stored_objects: Arc::default(),
             mp4_tables: Arc::default(),
+            rtmp_url: None,
             cfg: Arc::new(cfg),
             gc_wake: Arc::new(Notify::new()),
             delete_wake: Arc::new(Notify::new()),
