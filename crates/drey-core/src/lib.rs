@@ -6,6 +6,7 @@ pub mod id;
 pub mod media;
 pub mod model;
 pub mod rate;
+pub mod sigv4;
 pub mod time;
 pub mod timerange;
 
