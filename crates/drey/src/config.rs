@@ -122,6 +122,9 @@ pub struct FileConfig {
     pub export_read_ahead: Option<usize>,
     /// Most segments one span export may cover.
     pub export_max_segments: Option<usize>,
+    /// What requests without credentials may do: `read-write`, `read` or `none`. Default:
+    /// `read-write` when HTTP listens on a loopback address, else `read`.
+    pub anonymous: Option<String>,
 }
 
 impl FileConfig {
@@ -211,6 +214,8 @@ pub struct ServeConfig {
     pub ingest: IngestConfig,
     pub service: ServiceConfig,
     pub gc_interval: Duration,
+    /// `anonymous` was configured; otherwise `serve` derives it from the bound address.
+    pub anonymous_explicit: bool,
 }
 
 impl ServeConfig {
@@ -263,6 +268,9 @@ impl ServeConfig {
         }
         if let Some(n) = file.export_max_segments {
             service.export_max_segments = n.max(1);
+        }
+        if let Some(a) = &file.anonymous {
+            service.anonymous = crate::auth::Anonymous::parse(a)?;
         }
         let hls = &mut service.hls;
         hls.presign_ttl = service.presign_ttl;
@@ -371,6 +379,7 @@ impl ServeConfig {
             ingest,
             service,
             gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(30)),
+            anonymous_explicit: file.anonymous.is_some(),
         })
     }
 }

@@ -5,8 +5,10 @@
 //! - [`ingest`]: live RTMP ingest, cut into segments and stored as they close.
 //! - [`packaging`]: HLS playlists generated from the index.
 //! - [`http`]: the TAMS 8.2 API, playlists and drey's object URLs.
+//! - [`auth`]: access keys, SigV4 verification and grants on every route.
 //! - [`cmds`]: one module per subcommand (`serve`, `gc`).
 
+pub mod auth;
 pub mod cmds;
 pub mod config;
 pub mod http;

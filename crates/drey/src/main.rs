@@ -24,6 +24,8 @@ enum Command {
     Gc(drey::config::StoreArgs),
     /// Export a span of a flow as one file (through a running drey with --url, or from the store).
     Export(drey::cmds::export::ExportArgs),
+    /// Manage access keys for SigV4-signed requests (create, list, revoke).
+    Keys(drey::cmds::keys::KeysArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => drey::cmds::serve::run(args).await,
             Command::Gc(args) => drey::cmds::gc::run(args).await,
             Command::Export(args) => drey::cmds::export::run(args).await,
+            Command::Keys(args) => drey::cmds::keys::run(args).await,
         }
     })
 }

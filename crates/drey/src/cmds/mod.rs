@@ -2,4 +2,5 @@
 
 pub mod export;
 pub mod gc;
+pub mod keys;
 pub mod serve;

@@ -72,6 +72,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding {}", cfg.http))?;
+    if !cfg.anonymous_explicit {
+        state.cfg = Arc::new(crate::http::state::ServiceConfig {
+            anonymous: crate::auth::Anonymous::default_for(&listener.local_addr()?),
+            ..(*state.cfg).clone()
+        });
+    }
+    if state.cfg.anonymous != crate::auth::Anonymous::ReadWrite {
+        tracing::info!(anonymous = ?state.cfg.anonymous, "requests without credentials are limited; sign with a drey access key (drey keys create)");
+    }
     tracing::info!(
         http = %listener.local_addr()?,
         rtmp = %rtmp_addr.as_deref().unwrap_or("off"),

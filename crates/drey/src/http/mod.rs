@@ -119,6 +119,10 @@ pub fn app(state: AppState) -> Router {
         .route("/hls/objects/{*file}", get(media::get_with_extension))
         .layer(DefaultBodyLimit::disable());
     api.merge(media)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::gate,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())

@@ -41,6 +41,8 @@ pub struct ServiceConfig {
     pub export_read_ahead: usize,
     /// Most segments one export may span.
     pub export_max_segments: usize,
+    /// What requests without credentials may do.
+    pub anonymous: crate::auth::Anonymous,
 }
 
 impl Default for ServiceConfig {
@@ -60,6 +62,7 @@ impl Default for ServiceConfig {
             hls: HlsConfig::default(),
             export_read_ahead: 8,
             export_max_segments: 100_000,
+            anonymous: crate::auth::Anonymous::ReadWrite,
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct AppState {
     /// Where publishers reach this server's RTMP ingest (`rtmp://HOST:PORT/live/`), for
     /// the web UI; `None` when RTMP is off.
     pub rtmp_url: Option<String>,
+    /// Access keys looked up recently (the gate's cache).
+    pub keys: Arc<crate::auth::KeyCache>,
 }
 
 impl AppState {
@@ -104,6 +109,7 @@ impl AppState {
             stored_objects: Arc::default(),
             mp4_tables: Arc::default(),
             rtmp_url: None,
+            keys: Arc::default(),
             cfg: Arc::new(cfg),
             gc_wake: Arc::new(Notify::new()),
             delete_wake: Arc::new(Notify::new()),

@@ -86,6 +86,12 @@ impl Drey {
     /// Runs another `drey` subcommand against this instance's store (its configuration
     /// and data directory), returning its exit status and stderr.
     pub fn run_cli(&self, args: &[&str]) -> (bool, String) {
+        let (ok, _, err) = self.run_cli_output(args);
+        (ok, err)
+    }
+
+    /// As `run_cli`, with standard output too: (success, stdout, stderr).
+    pub fn run_cli_output(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_drey"))
             .args(args)
             .arg("--config")
@@ -98,6 +104,7 @@ impl Drey {
             .expect("run drey");
         (
             out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }

@@ -605,6 +605,17 @@ async fn check_delete_requests(ix: &dyn Index) {
     ix.set_meta("k", "v1").await.unwrap();
     ix.set_meta("k", "v2").await.unwrap();
     assert_eq!(ix.get_meta("k").await.unwrap().as_deref(), Some("v2"));
+    ix.set_meta("p/b", "2").await.unwrap();
+    ix.set_meta("p/a", "1").await.unwrap();
+    ix.set_meta("q/a", "3").await.unwrap();
+    assert_eq!(
+        ix.list_meta("p/").await.unwrap(),
+        vec![
+            ("p/a".to_owned(), "1".to_owned()),
+            ("p/b".to_owned(), "2".to_owned())
+        ]
+    );
+    assert!(ix.list_meta("zz").await.unwrap().is_empty());
 }
 
 /// HLS numbering: `seq` counts registrations, `disc` changes exactly where a segment does

@@ -157,6 +157,8 @@ pub trait Index: Send + Sync + 'static {
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Meta entries whose key starts with `prefix`, in key order.
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, String)>>;
 
     async fn get_source(&self, id: Id) -> Result<Option<Versioned<Source>>>;
     async fn list_sources(&self, q: &SourceQuery) -> Result<Vec<Source>>;

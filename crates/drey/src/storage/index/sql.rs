@@ -190,6 +190,15 @@ macro_rules! impl_index {
                 Ok(())
             }
 
+            async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT key, value FROM meta WHERE substr(key, 1, length($1)) = $1 ORDER BY key",
+                )
+                .bind(prefix)
+                .fetch_all(self.read())
+                .await?)
+            }
+
             async fn get_source(&self, id: Id) -> Result<Option<Versioned<Source>>> {
                 let row = sqlx::query("SELECT * FROM sources WHERE id = $1")
                     .bind(id.to_string())

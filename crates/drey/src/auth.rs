@@ -1,0 +1,472 @@
+//! The gateway's HTTP half: access keys (id, secret and grants, kept in the index's meta
+//! table so every instance sharing the database sees them), the policy for requests
+//! without credentials, and the middleware that verifies AWS SigV4 signatures (header or
+//! presigned query, `drey_core::sigv4`) and enforces each key's grants on every route.
+//!
+//! Grants are `SCOPE:ROLE`: scope `*`, `flow:ID` or `source:ID` (a source grant covers its
+//! flows); role `read` (GET/HEAD), `write` (also PUT/POST/DELETE) or `admin` (also
+//! `POST /service`). Routes not under one flow or source (lists, objects, media) need a `*`
+//! grant. Errors name the failed check, never a secret or an expected signature.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use drey_core::sigv4;
+use serde::{Deserialize, Serialize};
+
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::storage::index::Index;
+
+const KEY_PREFIX: &str = "access_key/";
+/// How long a key looked up in the index is trusted (a revocation takes this long to reach
+/// every instance).
+const KEY_CACHE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Read,
+    Write,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub scope: String,
+    pub role: Role,
+}
+
+impl std::str::FromStr for Grant {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Grant> {
+        let (scope, role) = s
+            .rsplit_once(':')
+            .with_context(|| format!("grant {s:?}: expected SCOPE:ROLE, e.g. '*:read'"))?;
+        let role = match role {
+            "read" => Role::Read,
+            "write" => Role::Write,
+            "admin" => Role::Admin,
+            other => bail!("grant {s:?}: role {other:?} is not read, write or admin"),
+        };
+        let ok = scope == "*"
+            || ["flow:", "source:"].iter().any(|p| {
+                scope
+                    .strip_prefix(p)
+                    .is_some_and(|id| id.parse::<drey_core::Id>().is_ok())
+            });
+        if !ok {
+            bail!("grant {s:?}: scope {scope:?} is not '*', 'flow:ID' or 'source:ID'");
+        }
+        Ok(Grant {
+            scope: scope.to_owned(),
+            role,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: String,
+    pub grants: Vec<Grant>,
+    #[serde(default)]
+    pub label: Option<String>,
+    pub created: String,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+fn random_chars(n: usize, alphabet: &[u8]) -> String {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        for b in uuid::Uuid::new_v4().into_bytes() {
+            if out.len() < n {
+                out.push(alphabet[usize::from(b) % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Creates and stores a key.
+pub async fn create_key(
+    index: &dyn Index,
+    grants: Vec<Grant>,
+    label: Option<String>,
+) -> anyhow::Result<AccessKey> {
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let key = AccessKey {
+        id: format!("DREY{}", random_chars(16, UPPER)),
+        secret: random_chars(40, SECRET),
+        grants,
+        label,
+        created: drey_core::time::format_utc(time::OffsetDateTime::now_utc()),
+        revoked: false,
+    };
+    index
+        .set_meta(
+            &format!("{KEY_PREFIX}{}", key.id),
+            &serde_json::to_string(&key)?,
+        )
+        .await?;
+    Ok(key)
+}
+
+pub async fn list_keys(index: &dyn Index) -> anyhow::Result<Vec<AccessKey>> {
+    index
+        .list_meta(KEY_PREFIX)
+        .await?
+        .into_iter()
+        .map(|(_, v)| Ok(serde_json::from_str(&v)?))
+        .collect()
+}
+
+async fn get_key(index: &dyn Index, id: &str) -> anyhow::Result<Option<AccessKey>> {
+    Ok(match index.get_meta(&format!("{KEY_PREFIX}{id}")).await? {
+        Some(v) => Some(serde_json::from_str(&v)?),
+        None => None,
+    })
+}
+
+/// Marks a key revoked (kept, so its id is never reused and audits can name it).
+pub async fn revoke_key(index: &dyn Index, id: &str) -> anyhow::Result<()> {
+    let mut key = get_key(index, id)
+        .await?
+        .with_context(|| format!("no access key {id}"))?;
+    key.revoked = true;
+    index
+        .set_meta(&format!("{KEY_PREFIX}{id}"), &serde_json::to_string(&key)?)
+        .await?;
+    Ok(())
+}
+
+/// What a request without credentials may do (`read-write` includes administration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    ReadWrite,
+    Read,
+    None,
+}
+
+impl Anonymous {
+    pub fn parse(s: &str) -> anyhow::Result<Anonymous> {
+        Ok(match s {
+            "read-write" => Anonymous::ReadWrite,
+            "read" => Anonymous::Read,
+            "none" => Anonymous::None,
+            other => bail!("anonymous must be \"read-write\", \"read\" or \"none\", not {other:?}"),
+        })
+    }
+
+    /// The safe default: anonymous writes only when nothing but this machine can connect.
+    pub fn default_for(http: &std::net::SocketAddr) -> Anonymous {
+        if http.ip().is_loopback() {
+            Anonymous::ReadWrite
+        } else {
+            Anonymous::Read
+        }
+    }
+
+    fn allows(self, role: Role) -> bool {
+        match self {
+            Anonymous::ReadWrite => true,
+            Anonymous::Read => role == Role::Read,
+            Anonymous::None => false,
+        }
+    }
+}
+
+/// Keys looked up recently.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: Mutex<HashMap<String, (Instant, Option<AccessKey>)>>,
+}
+
+impl KeyCache {
+    async fn get(&self, index: &dyn Index, id: &str) -> anyhow::Result<Option<AccessKey>> {
+        if let Ok(m) = self.keys.lock()
+            && let Some((at, k)) = m.get(id)
+            && at.elapsed() < KEY_CACHE
+        {
+            return Ok(k.clone());
+        }
+        let k = get_key(index, id).await?;
+        if let Ok(mut m) = self.keys.lock() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(id.to_owned(), (Instant::now(), k.clone()));
+        }
+        Ok(k)
+    }
+}
+
+/// What a route touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    Global,
+    Flow(String),
+    Source(String),
+}
+
+fn required(method: &Method, path: &str) -> (Role, Scope) {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let role = if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        Role::Read
+    } else if parts == ["service"] {
+        Role::Admin
+    } else {
+        Role::Write
+    };
+    let scope = match parts.as_slice() {
+        ["flows", id, ..] if !id.is_empty() => Scope::Flow((*id).to_owned()),
+        ["sources", id, ..] if !id.is_empty() => Scope::Source((*id).to_owned()),
+        _ => Scope::Global,
+    };
+    (role, scope)
+}
+
+/// Routes anyone may read: the web UI's page and assets, the TAMS root, the spec, and
+/// `/service` (what load balancers and health checks poll).
+fn public(method: &Method, path: &str) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+        && (matches!(path, "/" | "/openapi.json" | "/service") || path.starts_with("/ui/"))
+}
+
+fn unauthorized(message: String) -> Response {
+    let mut r = ApiError::Forbidden(message).into_response();
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("AWS4-HMAC-SHA256"),
+    );
+    r
+}
+
+async fn permitted(st: &AppState, key: &AccessKey, role: Role, scope: &Scope) -> bool {
+    for g in key.grants.iter().filter(|g| g.role >= role) {
+        if g.scope == "*" {
+            return true;
+        }
+        match scope {
+            Scope::Global => {}
+            Scope::Flow(id) => {
+                if g.scope.strip_prefix("flow:") == Some(id.as_str()) {
+                    return true;
+                }
+                if let Some(src) = g.scope.strip_prefix("source:")
+                    && let Ok(fid) = id.parse::<drey_core::Id>()
+                    && let Ok(Some(f)) = st.index.get_flow(fid).await
+                    && f.value.source_id.to_string() == src
+                {
+                    return true;
+                }
+            }
+            Scope::Source(id) => {
+                if g.scope.strip_prefix("source:") == Some(id.as_str()) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The middleware: every request is anonymous (allowed as configured), or signed with a
+/// known, unrevoked key whose signature verifies and whose grants cover the route.
+pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    if public(&method, &path) {
+        return next.run(req).await;
+    }
+    let (role, scope) = required(&method, &path);
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let sreq = sigv4::Request {
+        method: method.as_str(),
+        path: &path,
+        query: &query,
+        headers: &headers,
+    };
+    let signed = match sigv4::parse(&sreq) {
+        Err(e) => return unauthorized(format!("signature refused: {e}")),
+        Ok(None) => {
+            if headers
+                .iter()
+                .any(|(n, v)| n == "authorization" && v.starts_with("Bearer "))
+            {
+                return unauthorized(
+                    "bearer tokens are not accepted yet; sign the request with AWS SigV4".into(),
+                );
+            }
+            if st.cfg.anonymous.allows(role) {
+                return next.run(req).await;
+            }
+            return unauthorized(format!(
+                "authentication required to {} here: sign the request with AWS SigV4 (Authorization header or presigned URL) using a drey access key",
+                match role {
+                    Role::Read => "read",
+                    Role::Write => "write",
+                    Role::Admin => "administer",
+                }
+            ));
+        }
+        Ok(Some(s)) => s,
+    };
+    let key = match st.keys.get(st.index.as_ref(), &signed.access_key).await {
+        Ok(Some(k)) if !k.revoked => k,
+        Ok(Some(_)) => return unauthorized(format!("access key {} is revoked", signed.access_key)),
+        Ok(None) => return unauthorized(format!("unknown access key {}", signed.access_key)),
+        Err(e) => return ApiError::Unavailable(format!("access keys: {e}")).into_response(),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // The payload hash: declared (a hash, or UNSIGNED-PAYLOAD), else the body's own.
+    let declared = sigv4::declared_payload_hash(&sreq, &signed);
+    let (req, payload, body_hash) = match declared {
+        Some(h) if h == sigv4::UNSIGNED_PAYLOAD => (req, h, None),
+        declared => {
+            let (parts, body) = req.into_parts();
+            let bytes = match axum::body::to_bytes(body, st.cfg.max_body_bytes).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return ApiError::TooLarge {
+                        limit: st.cfg.max_body_bytes as u64,
+                    }
+                    .into_response();
+                }
+            };
+            let hash = sigv4::sha256_hex(&bytes);
+            let payload = declared.unwrap_or_else(|| hash.clone());
+            (
+                Request::from_parts(parts, Body::from(bytes)),
+                payload,
+                Some(hash),
+            )
+        }
+    };
+    let mut result = sigv4::verify(
+        &sreq,
+        &signed,
+        &key.secret,
+        &payload,
+        body_hash.as_deref(),
+        now,
+    );
+    if result == Err(sigv4::SigError::Signature)
+        && signed.form == sigv4::Form::Query
+        && payload == sigv4::UNSIGNED_PAYLOAD
+        && matches!(method, Method::GET | Method::HEAD)
+    {
+        // Presigners for services other than S3 (botocore's SigV4QueryAuth) sign the hash
+        // of the empty body instead of UNSIGNED-PAYLOAD.
+        result = sigv4::verify(
+            &sreq,
+            &signed,
+            &key.secret,
+            &sigv4::sha256_hex(b""),
+            None,
+            now,
+        );
+    }
+    if let Err(e) = result {
+        tracing::info!(key = %key.id, path = %path, reason = %e, "signature refused");
+        return unauthorized(format!("signature refused: {e}"));
+    }
+    if !permitted(&st, &key, role, &scope).await {
+        let what = match &scope {
+            Scope::Global => "this route (it needs a '*' grant)".to_owned(),
+            Scope::Flow(id) => format!("flow {id}"),
+            Scope::Source(id) => format!("source {id}"),
+        };
+        return ApiError::Forbidden(format!(
+            "access key {} has no {:?} grant for {what}",
+            key.id, role
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_parse_and_refuse() {
+        let id = "0c4f8a56-1f8e-4a7e-9c1e-6f2d3b9a1e11";
+        assert_eq!(
+            "*:read".parse::<Grant>().unwrap(),
+            Grant {
+                scope: "*".into(),
+                role: Role::Read
+            }
+        );
+        assert_eq!(
+            format!("flow:{id}:write").parse::<Grant>().unwrap().scope,
+            format!("flow:{id}")
+        );
+        for bad in ["*", "*:owner", "flow:nope:read", "label:x:read", ""] {
+            assert!(bad.parse::<Grant>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn routes_need_roles_and_scopes() {
+        let id = "0c4f8a56-1f8e-4a7e-9c1e-6f2d3b9a1e11";
+        assert_eq!(
+            required(&Method::GET, &format!("/flows/{id}/segments")),
+            (Role::Read, Scope::Flow(id.into()))
+        );
+        assert_eq!(
+            required(&Method::POST, &format!("/flows/{id}/segments")),
+            (Role::Write, Scope::Flow(id.into()))
+        );
+        assert_eq!(
+            required(&Method::POST, "/service"),
+            (Role::Admin, Scope::Global)
+        );
+        assert_eq!(
+            required(&Method::PUT, "/media/x"),
+            (Role::Write, Scope::Global)
+        );
+        assert_eq!(
+            required(&Method::GET, "/flows"),
+            (Role::Read, Scope::Global)
+        );
+        assert!(public(&Method::GET, "/ui/app.js"));
+        assert!(!public(&Method::POST, "/"));
+    }
+
+    #[test]
+    fn anonymous_writes_only_on_loopback_by_default() {
+        let lo: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let v6: std::net::SocketAddr = "[::1]:8080".parse().unwrap();
+        assert_eq!(Anonymous::default_for(&lo), Anonymous::ReadWrite);
+        assert_eq!(Anonymous::default_for(&v6), Anonymous::ReadWrite);
+        assert_eq!(Anonymous::default_for(&any), Anonymous::Read);
+        assert!(!Anonymous::Read.allows(Role::Write));
+        assert!(!Anonymous::None.allows(Role::Read));
+        assert!(Anonymous::ReadWrite.allows(Role::Admin));
+    }
+}
