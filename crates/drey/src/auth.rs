@@ -311,6 +311,10 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
     let signed = match sigv4::parse(&sreq) {
         Err(e) => return unauthorized(format!("signature refused: {e}")),
         Ok(None) => {
+            // Bearer tokens are not verified yet: a request carrying one is anonymous.
+            if st.cfg.anonymous.allows(role) {
+                return next.run(req).await;
+            }
             if headers
                 .iter()
                 .any(|(n, v)| n == "authorization" && v.starts_with("Bearer "))
@@ -318,9 +322,6 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
                 return unauthorized(
                     "bearer tokens are not accepted yet; sign the request with AWS SigV4".into(),
                 );
-            }
-            if st.cfg.anonymous.allows(role) {
-                return next.run(req).await;
             }
             return unauthorized(format!(
                 "authentication required to {} here: sign the request with AWS SigV4 (Authorization header or presigned URL) using a drey access key",
