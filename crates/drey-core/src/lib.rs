@@ -9,6 +9,7 @@ pub mod rate;
 pub mod sigv4;
 pub mod time;
 pub mod timerange;
+pub mod token;
 
 pub use id::{Id, IdError, validate_object_id};
 pub use rate::{Rational, StrictRatio};

@@ -193,7 +193,11 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    async fn get(&self, index: &dyn Index, id: &str) -> anyhow::Result<Option<AccessKey>> {
+    pub(crate) async fn get(
+        &self,
+        index: &dyn Index,
+        id: &str,
+    ) -> anyhow::Result<Option<AccessKey>> {
         if let Ok(m) = self.keys.lock()
             && let Some((at, k)) = m.get(id)
             && at.elapsed() < KEY_CACHE
@@ -408,6 +412,85 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
     next.run(req).await
 }
 
+/// RTMP publish authorisation by signed token (`?token=` on the stream key or the app,
+/// `drey token` makes one): a token must name a live, unrevoked key with a `*` write grant,
+/// cover this `app/stream` and not have expired. Without a token a publish is allowed only
+/// when tokens are not `required`. A token that is present is always checked.
+pub struct TokenPublishAuth {
+    pub index: std::sync::Arc<dyn Index>,
+    pub keys: std::sync::Arc<KeyCache>,
+    pub required: bool,
+}
+
+#[async_trait::async_trait]
+impl crate::ingest::auth::PublishAuth for TokenPublishAuth {
+    async fn authorize(
+        &self,
+        req: &crate::ingest::auth::PublishRequest,
+    ) -> crate::ingest::auth::PublishDecision {
+        use crate::ingest::auth::PublishDecision::{Allow, Deny};
+        let Some(token) = req
+            .query
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.as_str())
+        else {
+            return if self.required {
+                Deny(
+                    "a publish token is required: add ?token=... to the stream key (drey token --key ID --stream APP/KEY prints a publish URL)"
+                        .to_owned(),
+                )
+            } else {
+                Allow
+            };
+        };
+        let t = match drey_core::token::Token::parse(token) {
+            Ok(t) => t,
+            Err(e) => return Deny(e.to_string()),
+        };
+        let key = match self.keys.get(self.index.as_ref(), &t.key_id).await {
+            Ok(Some(k)) if !k.revoked => k,
+            Ok(Some(_)) => return Deny(format!("access key {} is revoked", t.key_id)),
+            Ok(None) => return Deny(format!("unknown access key {}", t.key_id)),
+            Err(e) => return Deny(format!("access keys are unavailable: {e}")),
+        };
+        if !key
+            .grants
+            .iter()
+            .any(|g| g.scope == "*" && g.role >= Role::Write)
+        {
+            return Deny(format!(
+                "access key {} has no '*:write' grant, which publishing needs",
+                key.id
+            ));
+        }
+        let stream = format!("{}/{}", req.app, req.stream_key);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match t.verify(&key.secret, &stream, now) {
+            Ok(()) => Allow,
+            Err(e) => Deny(e.to_string()),
+        }
+    }
+}
+
+/// Whether RTMP publishes need a token: `rtmp_auth` = `token` or `off`, or (`auto`) when
+/// anonymous HTTP writes are not allowed or RTMP listens beyond loopback.
+pub fn tokens_required(rtmp_auth: &str, anonymous: Anonymous, rtmp_addr: Option<&str>) -> bool {
+    match rtmp_auth {
+        "token" => true,
+        "off" => false,
+        _ => {
+            let beyond_loopback = rtmp_addr
+                .map(|a| {
+                    a.parse::<std::net::SocketAddr>()
+                        .map_or(true, |s| !s.ip().is_loopback())
+                })
+                .unwrap_or(false);
+            !anonymous.allows(Role::Write) || beyond_loopback
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +539,35 @@ mod tests {
         );
         assert!(public(&Method::GET, "/ui/app.js"));
         assert!(!public(&Method::POST, "/"));
+    }
+
+    #[test]
+    fn rtmp_tokens_required_when_writes_are_guarded() {
+        assert!(!tokens_required(
+            "auto",
+            Anonymous::ReadWrite,
+            Some("127.0.0.1:1935")
+        ));
+        assert!(tokens_required(
+            "auto",
+            Anonymous::Read,
+            Some("127.0.0.1:1935")
+        ));
+        assert!(tokens_required(
+            "auto",
+            Anonymous::ReadWrite,
+            Some("0.0.0.0:1935")
+        ));
+        assert!(tokens_required(
+            "token",
+            Anonymous::ReadWrite,
+            Some("127.0.0.1:1935")
+        ));
+        assert!(!tokens_required(
+            "off",
+            Anonymous::None,
+            Some("0.0.0.0:1935")
+        ));
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct FileConfig {
     /// What requests without credentials may do: `read-write`, `read` or `none`. Default:
     /// `read-write` when HTTP listens on a loopback address, else `read`.
     pub anonymous: Option<String>,
+    /// RTMP publish tokens: `auto` (required when anonymous HTTP writes are not allowed or
+    /// RTMP listens beyond loopback), `token` (always), `off` (never).
+    pub rtmp_auth: Option<String>,
 }
 
 impl FileConfig {
@@ -216,6 +219,8 @@ pub struct ServeConfig {
     pub gc_interval: Duration,
     /// `anonymous` was configured; otherwise `serve` derives it from the bound address.
     pub anonymous_explicit: bool,
+    /// `auto`, `token` or `off` (see `FileConfig::rtmp_auth`).
+    pub rtmp_auth: String,
 }
 
 impl ServeConfig {
@@ -380,6 +385,13 @@ impl ServeConfig {
             service,
             gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(30)),
             anonymous_explicit: file.anonymous.is_some(),
+            rtmp_auth: match file.rtmp_auth.as_deref() {
+                None => "auto".to_owned(),
+                Some(a @ ("auto" | "token" | "off")) => a.to_owned(),
+                Some(other) => {
+                    bail!("rtmp_auth must be \"auto\", \"token\" or \"off\", not {other:?}")
+                }
+            },
         })
     }
 }

@@ -26,6 +26,8 @@ enum Command {
     Export(drey::cmds::export::ExportArgs),
     /// Manage access keys for SigV4-signed requests (create, list, revoke).
     Keys(drey::cmds::keys::KeysArgs),
+    /// Print an RTMP publish URL with a short signed token.
+    Token(drey::cmds::token::TokenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             Command::Gc(args) => drey::cmds::gc::run(args).await,
             Command::Export(args) => drey::cmds::export::run(args).await,
             Command::Keys(args) => drey::cmds::keys::run(args).await,
+            Command::Token(args) => drey::cmds::token::run(args).await,
         }
     })
 }

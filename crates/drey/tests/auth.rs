@@ -159,3 +159,65 @@ async fn signed_requests_grants_and_refusals() {
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("revoked"), "{body}");
 }
+
+/// ffmpeg publishing with a `drey token` URL is accepted; without a token, with an
+/// expired or a tampered one it is refused (the connection closed, the reason logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_publish_tokens() {
+    use common::media::{publish, wait_ok};
+    // Anonymous HTTP is read-only here, so RTMP publishes need a token (rtmp_auth auto).
+    let d = Drey::start_with_config("anonymous = \"read\"").await;
+    let key = create_key(&d, &["*:write"]);
+    let base = d.rtmp_url("");
+    let base = base.trim_end_matches("/live/");
+    let token_url = |stream: &str, ttl: &str| {
+        let (ok, out, err) = d.run_cli_output(&[
+            "token",
+            "--key",
+            &key.id,
+            "--stream",
+            stream,
+            "--ttl",
+            ttl,
+            "--rtmp-url",
+            base,
+        ]);
+        assert!(ok, "drey token: {err}");
+        out.trim().to_owned()
+    };
+    let url = token_url("live/tok", "600");
+    assert!(
+        url.starts_with(&format!("{base}/live/tok?token={}.", key.id)),
+        "{url}"
+    );
+    assert!(url.len() < 200, "{url}");
+    wait_ok(publish(&url, 3, false));
+    // The token's publish made its flow (labelled with the stream key, query stripped).
+    let flow = common::media::mux_flow(&d, "tok").await;
+    assert_eq!(flow["label"], "tok");
+
+    let refused = |url: String| {
+        let out = publish(&url, 3, false).wait_with_output().unwrap();
+        assert!(!out.status.success(), "{url} was accepted");
+    };
+    refused(d.rtmp_url("notoken"));
+    // A token for another stream key.
+    refused(url.replace("/live/tok?", "/live/other?"));
+    // Tampered signature.
+    let mut bad = url.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    refused(bad);
+    // Expired.
+    let short = token_url("live/late", "1");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    refused(short);
+    let log = d.log();
+    for reason in [
+        "a publish token is required",
+        "signature does not match",
+        "publish token expired",
+    ] {
+        assert!(log.contains(reason), "no {reason:?} in the log:\n{log}");
+    }
+}

@@ -4,3 +4,4 @@ pub mod export;
 pub mod gc;
 pub mod keys;
 pub mod serve;
+pub mod token;

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ServeArgs, ServeConfig, redact};
 use crate::http::{self, AppState};
-use crate::ingest::auth::AllowAll;
 use crate::ingest::{Ingest, rtmp};
 use crate::storage::gc;
 use crate::util::unix_now_ns;
@@ -18,7 +17,15 @@ use crate::util::unix_now_ns;
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServeConfig::resolve(&args)?;
     let (index, objects) = cfg.store.open().await?;
-    let mut state = AppState::new(index.clone(), objects.clone(), cfg.service.clone());
+    let mut service = cfg.service.clone();
+    if !cfg.anonymous_explicit {
+        // An address that is not an IP (a host name) counts as beyond loopback.
+        service.anonymous = match cfg.http.parse::<std::net::SocketAddr>() {
+            Ok(addr) => crate::auth::Anonymous::default_for(&addr),
+            Err(_) => crate::auth::Anonymous::Read,
+        };
+    }
+    let mut state = AppState::new(index.clone(), objects.clone(), service);
     state.metrics = Some(
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
@@ -41,7 +48,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         index.clone(),
         objects.clone(),
         cfg.ingest.clone(),
-        Arc::new(AllowAll),
+        Arc::new(crate::auth::TokenPublishAuth {
+            index: index.clone(),
+            keys: state.keys.clone(),
+            required: crate::auth::tokens_required(
+                &cfg.rtmp_auth,
+                state.cfg.anonymous,
+                cfg.rtmp.as_deref(),
+            ),
+        }),
         state.events.clone(),
         ingest_stop.clone(),
     )?;
@@ -72,12 +87,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding {}", cfg.http))?;
-    if !cfg.anonymous_explicit {
-        state.cfg = Arc::new(crate::http::state::ServiceConfig {
-            anonymous: crate::auth::Anonymous::default_for(&listener.local_addr()?),
-            ..(*state.cfg).clone()
-        });
-    }
     if state.cfg.anonymous != crate::auth::Anonymous::ReadWrite {
         tracing::info!(anonymous = ?state.cfg.anonymous, "requests without credentials are limited; sign with a drey access key (drey keys create)");
     }
