@@ -221,6 +221,8 @@ enum Scope {
     Global,
     Flow(String),
     Source(String),
+    /// Reading an object's bytes: allowed to whoever may read a flow that uses it.
+    Object(String),
 }
 
 fn required(method: &Method, path: &str) -> (Role, Scope) {
@@ -235,6 +237,12 @@ fn required(method: &Method, path: &str) -> (Role, Scope) {
     let scope = match parts.as_slice() {
         ["flows", id, ..] if !id.is_empty() => Scope::Flow((*id).to_owned()),
         ["sources", id, ..] if !id.is_empty() => Scope::Source((*id).to_owned()),
+        ["media", rest @ ..] if role == Role::Read && !rest.is_empty() => {
+            Scope::Object(rest.join("/"))
+        }
+        ["hls", "objects", file] if role == Role::Read => {
+            Scope::Object(file.rsplit_once('.').map_or(*file, |(id, _)| id).to_owned())
+        }
         _ => Scope::Global,
     };
     (role, scope)
@@ -258,6 +266,23 @@ fn unauthorized(message: String) -> Response {
 }
 
 async fn permitted(st: &AppState, key: &AccessKey, role: Role, scope: &Scope) -> bool {
+    if let Scope::Object(id) = scope {
+        if key.grants.iter().any(|g| g.scope == "*" && g.role >= role) {
+            return true;
+        }
+        let decoded = percent_decode(id);
+        let flows = st
+            .index
+            .object_flows(&decoded, 100)
+            .await
+            .unwrap_or_default();
+        for f in flows {
+            if Box::pin(permitted(st, key, role, &Scope::Flow(f.to_string()))).await {
+                return true;
+            }
+        }
+        return false;
+    }
     for g in key.grants.iter().filter(|g| g.role >= role) {
         if g.scope == "*" {
             return true;
@@ -281,6 +306,7 @@ async fn permitted(st: &AppState, key: &AccessKey, role: Role, scope: &Scope) ->
                     return true;
                 }
             }
+            Scope::Object(_) => {}
         }
     }
     false
@@ -402,6 +428,7 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
             Scope::Global => "this route (it needs a '*' grant)".to_owned(),
             Scope::Flow(id) => format!("flow {id}"),
             Scope::Source(id) => format!("source {id}"),
+            Scope::Object(id) => format!("object {id} (no flow it belongs to is granted)"),
         };
         return ApiError::Forbidden(format!(
             "access key {} has no {:?} grant for {what}",
@@ -409,7 +436,93 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
         ))
         .into_response();
     }
+    let mut req = req;
+    req.extensions_mut().insert(Authed {
+        key: std::sync::Arc::new(key),
+        region: signed.region.clone(),
+        service: signed.service.clone(),
+    });
     next.run(req).await
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The key a request was signed with (a request extension), for handlers that hand out
+/// URLs: playlists for a signed-in reader carry presigned segment URLs.
+#[derive(Clone)]
+pub struct Authed {
+    pub key: std::sync::Arc<AccessKey>,
+    pub region: String,
+    pub service: String,
+}
+
+/// How long URLs presigned into a playlist stay valid.
+pub const PLAYLIST_URL_TTL_SECS: i64 = 3600;
+
+/// Presigns every URI of a playlist (lines and `URI="..."` attributes) that points back at
+/// this server, resolved against the playlist's own path; absolute `http(s)` URIs (already
+/// presigned object-store URLs) are left as they are.
+pub fn sign_playlist(text: &str, playlist_path: &str, host: &str, a: &Authed, now: i64) -> String {
+    let dir = &playlist_path[..playlist_path.rfind('/').map_or(0, |i| i + 1)];
+    let sign = |uri: &str| -> String {
+        if uri.starts_with("http://") || uri.starts_with("https://") {
+            return uri.to_owned();
+        }
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let joined = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("{dir}{path}")
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        for seg in joined.split('/') {
+            match seg {
+                ".." => {
+                    parts.pop();
+                }
+                "." | "" => {}
+                s => parts.push(s),
+            }
+        }
+        let abs = format!("/{}", parts.join("/"));
+        let q = sigv4::presign(
+            "GET",
+            host,
+            &abs,
+            query,
+            &a.key.id,
+            &a.key.secret,
+            &a.region,
+            &a.service,
+            now,
+            PLAYLIST_URL_TTL_SECS,
+        );
+        format!("{abs}?{q}")
+    };
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.lines() {
+        if line.is_empty() {
+        } else if line.starts_with('#') {
+            let mut rest = line;
+            while let Some(i) = rest.find("URI=\"") {
+                out.push_str(&rest[..i + 5]);
+                rest = &rest[i + 5..];
+                let Some(end) = rest.find('"') else { break };
+                out.push_str(&sign(&rest[..end]));
+                rest = &rest[end..];
+            }
+            out.push_str(rest);
+        } else {
+            out.push_str(&sign(line));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// RTMP publish authorisation by signed token (`?token=` on the stream key or the app,

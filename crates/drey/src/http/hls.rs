@@ -2,7 +2,9 @@
 //! `?start=&end=` for time-shift and catch-up; `_HLS_msn` blocks for the next segment)
 //! and `GET /sources/{sourceId}/playlist.m3u8` (multivariant). Playlists carry an ETag
 //! (If-None-Match answers 304) and a short Cache-Control; segments are served by `/media`.
+//! A request signed with an access key gets every URI in the playlist presigned with it.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,6 +14,7 @@ use super::error::ApiResult;
 use super::media::etag_matches;
 use super::query::{Query, path_id};
 use super::state::AppState;
+use crate::auth::Authed;
 use crate::packaging::hls::Rendered;
 
 const MPEGURL: &str = "application/vnd.apple.mpegurl";
@@ -62,10 +65,31 @@ fn answer(r: &Rendered, headers: &HeaderMap) -> Response {
     resp
 }
 
+/// A playlist for a signed-in reader: every URI presigned with the reader's key, so a
+/// player needs no headers; private, never cached or compressed.
+fn signed_answer(r: &Rendered, authed: &Authed, path: &str, headers: &HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let text = String::from_utf8_lossy(&r.body);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let body = crate::auth::sign_playlist(&text, path, host, authed, now);
+    let mut resp = Response::new(Body::from(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(MPEGURL));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    resp
+}
+
 pub async fn flow_playlist(
     State(st): State<AppState>,
     Path(raw_id): Path<String>,
     RawQuery(raw): RawQuery,
+    authed: Option<Extension<Authed>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = path_id("flowId", &raw_id)?;
@@ -73,6 +97,14 @@ pub async fn flow_playlist(
     let span = q.span()?;
     let msn = q.int("_HLS_msn")?;
     let r = st.hls.flow_playlist(id, span, msn).await?;
+    if let Some(Extension(a)) = authed {
+        return Ok(signed_answer(
+            &r,
+            &a,
+            &format!("/flows/{raw_id}/playlist.m3u8"),
+            &headers,
+        ));
+    }
     Ok(answer(&r, &headers))
 }
 
@@ -80,6 +112,7 @@ pub async fn source_playlist(
     State(st): State<AppState>,
     Path(raw_id): Path<String>,
     RawQuery(raw): RawQuery,
+    authed: Option<Extension<Authed>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = path_id("sourceId", &raw_id)?;
@@ -97,6 +130,14 @@ pub async fn source_playlist(
         s.finish()
     };
     let r = st.hls.source_playlist(id, &pass).await?;
+    if let Some(Extension(a)) = authed {
+        return Ok(signed_answer(
+            &r,
+            &a,
+            &format!("/sources/{raw_id}/playlist.m3u8"),
+            &headers,
+        ));
+    }
     Ok(answer(&r, &headers))
 }
 
