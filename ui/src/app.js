@@ -379,8 +379,8 @@ function showPublish() {
     ? `ffmpeg -re -i INPUT -c:v libx264 -g 60 -c:a aac -f flv ${url}`
     : '';
   $('publish-auth').textContent = c.auth
-    ? 'This server needs a publish token: add it as the stream key\'s query.'
-    : 'This server accepts publishes without a token (no access keys configured).';
+    ? 'This server needs a publish token: `drey token --key KEY_ID --stream live/' + decodeURIComponent(key) + '` prints the URL to use.'
+    : 'This server accepts publishes without a token.';
 }
 
 // --- start -------------------------------------------------------------------------

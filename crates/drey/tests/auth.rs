@@ -185,6 +185,14 @@ async fn rtmp_publish_tokens() {
         assert!(ok, "drey token: {err}");
         out.trim().to_owned()
     };
+    // The web UI tells publishers a token is needed.
+    let cfg: Value = reqwest::get(d.url("/ui/config.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["auth"], true, "{cfg}");
     let url = token_url("live/tok", "600");
     assert!(
         url.starts_with(&format!("{base}/live/tok?token={}.", key.id)),

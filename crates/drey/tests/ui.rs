@@ -150,6 +150,18 @@ async fn root_serves_the_page_to_browsers_and_json_to_clients() {
             "{path}"
         );
     }
+    let cfg: Value = http
+        .get(d.url("/ui/config.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        cfg["auth"], false,
+        "loopback default: publishes need no token"
+    );
     let r = http.get(d.url("/ui/nothing.js")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }

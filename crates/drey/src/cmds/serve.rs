@@ -44,6 +44,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Live ingest stops taking media on the first signal (`ingest_stop`), then its
     // uploaders get a deadline to store or spool what they hold.
     let ingest_stop = stop.child_token();
+    state.rtmp_tokens_required =
+        crate::auth::tokens_required(&cfg.rtmp_auth, state.cfg.anonymous, cfg.rtmp.as_deref());
     let ingest = Ingest::new(
         index.clone(),
         objects.clone(),
@@ -51,11 +53,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(crate::auth::TokenPublishAuth {
             index: index.clone(),
             keys: state.keys.clone(),
-            required: crate::auth::tokens_required(
-                &cfg.rtmp_auth,
-                state.cfg.anonymous,
-                cfg.rtmp.as_deref(),
-            ),
+            required: state.rtmp_tokens_required,
         }),
         state.events.clone(),
         ingest_stop.clone(),

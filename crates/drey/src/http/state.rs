@@ -90,6 +90,8 @@ pub struct AppState {
     pub rtmp_url: Option<String>,
     /// Access keys looked up recently (the gate's cache).
     pub keys: Arc<crate::auth::KeyCache>,
+    /// RTMP publishes need a signed token (told to the web UI).
+    pub rtmp_tokens_required: bool,
 }
 
 impl AppState {
@@ -110,6 +112,7 @@ impl AppState {
             mp4_tables: Arc::default(),
             rtmp_url: None,
             keys: Arc::default(),
+            rtmp_tokens_required: false,
             cfg: Arc::new(cfg),
             gc_wake: Arc::new(Notify::new()),
             delete_wake: Arc::new(Notify::new()),

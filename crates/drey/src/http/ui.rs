@@ -138,7 +138,7 @@ pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> ApiResult<Re
 pub async fn config(State(st): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "rtmp_url": st.rtmp_url.as_deref(),
-        "auth": false,
+        "auth": st.rtmp_tokens_required,
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }
