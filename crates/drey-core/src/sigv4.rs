@@ -91,13 +91,13 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
+            (percent_decode(k), percent_decode(v))
         })
         .collect()
 }
 
 /// Percent-decoding (`+` is a literal plus, as in AWS's canonical form).
-fn decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -256,20 +256,12 @@ pub fn unix_time(amz_date: &str) -> Result<i64, SigError> {
 
 /// `YYYYMMDDTHHMMSSZ` of a Unix time.
 pub fn amz_date(unix: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+    crate::time::format_utc_compact(
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
     )
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -277,7 +269,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
         // HMAC takes keys of any length; this branch cannot be reached.
         <Hmac<Sha256> as KeyInit>::new_from_slice(&[]).expect("empty HMAC key")
@@ -294,7 +286,7 @@ pub fn canonical_uri(path: &str, service: &str) -> String {
     }
     let once: Vec<String> = path
         .split('/')
-        .map(|s| uri_encode(&decode(s), false))
+        .map(|s| uri_encode(&percent_decode(s), false))
         .collect();
     let once = once.join("/");
     if service == "s3" {

@@ -226,6 +226,20 @@ pub fn tai_utc_offset_secs_at_unix(unix_secs: i64) -> i64 {
 }
 
 /// Formats a UTC instant as RFC 3339 with a `Z` suffix (the `date-time` of the TAMS schemas).
+/// `YYYYMMDDTHHMMSSZ` (basic ISO 8601, as SigV4 dates and file names use it).
+pub fn format_utc_compact(dt: time::OffsetDateTime) -> String {
+    let t = dt.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 pub fn format_utc(dt: time::OffsetDateTime) -> String {
     dt.to_offset(time::UtcOffset::UTC)
         .format(&time::format_description::well_known::Rfc3339)

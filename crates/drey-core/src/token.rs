@@ -4,9 +4,9 @@
 //! enough for a stream key or an RTMP tcUrl (ffmpeg caps the URL at 1024), where a full
 //! SigV4 query would not fit.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::sigv4::{hex, hmac};
 
 /// Why a token is refused; each names the failed check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,14 +28,11 @@ pub struct Token {
 }
 
 fn mac(secret: &str, stream: &str, expires: i64) -> String {
-    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
-    m.update(format!("drey-publish\n{stream}\n{expires}").as_bytes());
-    m.finalize().into_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let full = hmac(
+        secret.as_bytes(),
+        format!("drey-publish\n{stream}\n{expires}").as_bytes(),
+    );
+    hex(&full[..16])
 }
 
 /// The token allowing a publish to `stream` (`app/stream_key`) until `expires`.

@@ -270,7 +270,7 @@ async fn permitted(st: &AppState, key: &AccessKey, role: Role, scope: &Scope) ->
         if key.grants.iter().any(|g| g.scope == "*" && g.role >= role) {
             return true;
         }
-        let decoded = percent_decode(id);
+        let decoded = sigv4::percent_decode(id);
         let flows = st
             .index
             .object_flows(&decoded, 100)
@@ -443,13 +443,6 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
         service: signed.service.clone(),
     });
     next.run(req).await
-}
-
-fn percent_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// The key a request was signed with (a request extension), for handlers that hand out

@@ -406,55 +406,7 @@ async fn export_mp4(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_flows_make_one_mp4() {
     let d = Drey::start_with_config("").await;
-    let http = reqwest::Client::new();
-    let (source, v, a) = (
-        uuid::Uuid::new_v4(),
-        uuid::Uuid::new_v4(),
-        uuid::Uuid::new_v4(),
-    );
-    for (flow, video) in [(v, true), (a, false)] {
-        let body = if video {
-            json!({"id": flow, "source_id": uuid::Uuid::new_v4(), "format": "urn:x-nmos:format:video",
-                "codec": "video/h264", "container": "video/mp2t",
-                "essence_parameters": {"frame_width": 320, "frame_height": 180,
-                    "frame_rate": {"numerator": 25}}})
-        } else {
-            json!({"id": flow, "source_id": uuid::Uuid::new_v4(), "format": "urn:x-nmos:format:audio",
-                "codec": "audio/aac", "container": "video/mp2t",
-                "essence_parameters": {"sample_rate": 48000, "channels": 1}})
-        };
-        let r = http
-            .put(d.url(&format!("/flows/{flow}")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-        let work = tempfile::tempdir().unwrap();
-        let streams = if video {
-            Streams::VideoOnly
-        } else {
-            Streams::AudioOnly
-        };
-        let (_, files) = encode_segments(work.path(), 10, streams, false);
-        let durations = ffmpeg_durations(work.path());
-        let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-        let ids = upload(&http, &d, &flow.to_string(), &paths).await;
-        register_contiguous(&http, &d, flow, &ids, &durations, None).await;
-    }
-    // Each flow has its own source; a multiplexed flow of `source` collects them (so
-    // `source` collects their sources), as TAMS models separate essences of one thing.
-    let m = uuid::Uuid::new_v4();
-    let r = http
-        .put(d.url(&format!("/flows/{m}")))
-        .json(
-            &json!({"id": m, "source_id": source, "format": "urn:x-nmos:format:multi",
-            "flow_collection": [{"id": v, "role": "video"}, {"id": a, "role": "audio"}]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let (source, _, _) = separate_av_flows(&d).await;
     let dir = tempfile::tempdir().unwrap();
     let r = get(
         &d.url(&format!("/sources/{source}/download?format=mp4")),

@@ -470,52 +470,7 @@ async fn instances_agree_on_live_playlists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_audio_and_video_flows_become_renditions() {
     let d = Drey::start_with_config("").await;
-    let http = reqwest::Client::new();
-    let (v, a, m) = (
-        uuid::Uuid::new_v4(),
-        uuid::Uuid::new_v4(),
-        uuid::Uuid::new_v4(),
-    );
-    let src_m = uuid::Uuid::new_v4();
-    let put = |id: uuid::Uuid, body: Value| {
-        let http = http.clone();
-        let url = d.url(&format!("/flows/{id}"));
-        async move {
-            let r = http.put(url).json(&body).send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-        }
-    };
-    put(v, json!({"id": v, "source_id": uuid::Uuid::new_v4(), "format": "urn:x-nmos:format:video",
-        "codec": "video/h264", "container": "video/mp2t", "label": "cam video",
-        "essence_parameters": {"frame_width": 320, "frame_height": 180, "frame_rate": {"numerator": 25},
-            "avc_parameters": {"profile": 100, "level": 12, "flags": 0}}}))
-    .await;
-    put(
-        a,
-        json!({"id": a, "source_id": uuid::Uuid::new_v4(), "format": "urn:x-nmos:format:audio",
-        "codec": "audio/aac", "container": "video/mp2t", "label": "cam audio",
-        "essence_parameters": {"sample_rate": 48000, "channels": 1}}),
-    )
-    .await;
-    put(
-        m,
-        json!({"id": m, "source_id": src_m, "format": "urn:x-nmos:format:multi",
-        "flow_collection": [{"id": v, "role": "video"}, {"id": a, "role": "audio"}]}),
-    )
-    .await;
-    for (flow, video) in [(v, true), (a, false)] {
-        let work = tempfile::tempdir().unwrap();
-        let streams = if video {
-            Streams::VideoOnly
-        } else {
-            Streams::AudioOnly
-        };
-        let (_, files) = encode_segments(work.path(), 10, streams, false);
-        let durations = ffmpeg_durations(work.path());
-        let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-        let ids = upload(&http, &d, &flow.to_string(), &paths).await;
-        register_contiguous(&http, &d, flow, &ids, &durations, None).await;
-    }
+    let (src_m, v, a) = separate_av_flows(&d).await;
     let url = d.url(&format!("/sources/{src_m}/playlist.m3u8"));
     let text = playlist(&url).await;
     assert!(

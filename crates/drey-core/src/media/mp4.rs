@@ -726,19 +726,9 @@ mod tests {
     /// The header is a well-formed box tree for real segments.
     #[test]
     fn real_segments_make_a_parseable_header() {
-        use crate::media::flv::file_tags;
-        use crate::media::{LiveSegmenter, SegmenterConfig};
-        let mut seg = LiveSegmenter::new(SegmenterConfig::default());
-        let mut out = Vec::new();
-        for tag in file_tags(include_bytes!("../../testdata/small.flv")).unwrap() {
-            let r = match tag.tag_type {
-                9 => seg.push_video(tag.timestamp_ms, tag.body),
-                8 => seg.push_audio(tag.timestamp_ms, tag.body),
-                _ => Ok(None),
-            };
-            out.extend(r.unwrap());
-        }
-        out.extend(seg.finish());
+        use crate::media::SegmenterConfig;
+        use crate::media::segmenter::tests::{SMALL_FLV, run};
+        let (out, _) = run(SegmenterConfig::default(), SMALL_FLV);
         let tables: Vec<Samples> = out.iter().map(|s| from_ts(&s.ts, false).unwrap()).collect();
         let input: Vec<SegmentIn> = out
             .iter()

@@ -898,22 +898,15 @@ mod tests {
     /// TS output repeats before each keyframe.
     #[test]
     fn ts_and_fmp4_of_one_stream_agree() {
-        use crate::media::flv::file_tags;
-        use crate::media::{LiveSegmenter, SegmenterConfig};
-        let mut seg = LiveSegmenter::new(SegmenterConfig {
-            fmp4: true,
-            ..SegmenterConfig::default()
-        });
-        let mut out = Vec::new();
-        for tag in file_tags(include_bytes!("../../testdata/small.flv")).unwrap() {
-            let r = match tag.tag_type {
-                9 => seg.push_video(tag.timestamp_ms, tag.body),
-                8 => seg.push_audio(tag.timestamp_ms, tag.body),
-                _ => Ok(None),
-            };
-            out.extend(r.unwrap());
-        }
-        out.extend(seg.finish());
+        use crate::media::SegmenterConfig;
+        use crate::media::segmenter::tests::{SMALL_FLV, run};
+        let (out, _) = run(
+            SegmenterConfig {
+                fmp4: true,
+                ..SegmenterConfig::default()
+            },
+            SMALL_FLV,
+        );
         assert_eq!(out.len(), 3);
         let mut frames = 0;
         for s in &out {

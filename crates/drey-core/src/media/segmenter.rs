@@ -646,15 +646,16 @@ impl LiveSegmenter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::media::flv::file_tags;
     use crate::media::ts::{PACKET, PID_AUDIO, PID_VIDEO};
 
     /// 5 s of 160x90 testsrc2 at 25 fps (GOP 25, B-frames) and 44.1 kHz mono AAC, by ffmpeg.
-    const SMALL_FLV: &[u8] = include_bytes!("../../testdata/small.flv");
+    pub(crate) const SMALL_FLV: &[u8] = include_bytes!("../../testdata/small.flv");
 
-    fn run(cfg: SegmenterConfig, file: &[u8]) -> (Vec<Segment>, LiveSegmenter) {
+    /// Feeds an FLV file's tags to a segmenter: the segments it cut, and the segmenter.
+    pub(crate) fn run(cfg: SegmenterConfig, file: &[u8]) -> (Vec<Segment>, LiveSegmenter) {
         let mut seg = LiveSegmenter::new(cfg);
         let mut out = Vec::new();
         for tag in file_tags(file).unwrap() {

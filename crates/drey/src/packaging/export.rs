@@ -187,16 +187,7 @@ pub fn file_name(flow: Id, covers: &TimeRange, ext: &str) -> String {
     let start = covers
         .start_nanos()
         .map(|ns| {
-            let t = drey_core::Timestamp::from_nanos(ns).to_utc();
-            format!(
-                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
+            drey_core::time::format_utc_compact(drey_core::Timestamp::from_nanos(ns).to_utc())
         })
         .unwrap_or_default();
     format!("{flow}-{start}.{ext}")

@@ -405,8 +405,9 @@ impl Plan {
     }
 }
 
-/// What to send for one segment: (chunk kind, range within the chunk's bytes).
-type Wanted = Vec<(Kind, Range<u64>)>;
+/// What to send for one segment: (chunk kind, the chunk's planned length, range within
+/// the chunk's bytes).
+type Wanted = Vec<(Kind, u64, Range<u64>)>;
 
 /// `range` of the planned file as a stream: the header from memory, then each covered
 /// segment fetched (`read_ahead` at a time, in order), demuxed and cut to the planned
@@ -441,23 +442,15 @@ pub fn stream(
         if a >= b {
             continue;
         }
-        let want = (c.kind, a..b);
+        let want = (c.kind, c.len, a..b);
         match groups.last_mut() {
             Some((s, w)) if s.object_id == plan.segs[c.segment].object_id => w.push(want),
             _ => groups.push((plan.segs[c.segment].clone(), vec![want])),
         }
     }
-    // Planned chunk lengths, to check what the segment gives.
-    let lens: HashMap<(String, Kind), u64> = plan
-        .movie
-        .chunks
-        .iter()
-        .map(|c| ((plan.segs[c.segment].object_id.clone(), c.kind), c.len))
-        .collect();
-    let lens = Arc::new(lens);
     let body = stream::iter(groups)
         .map(move |(seg, want)| {
-            let (tables, objects, lens) = (tables.clone(), objects.clone(), lens.clone());
+            let (tables, objects) = (tables.clone(), objects.clone());
             async move {
                 let s = read_segment(&tables, &objects, &seg, true)
                     .await
@@ -468,16 +461,15 @@ pub fn stream(
                     .map(|t| (t.kind, Bytes::from(t.data)))
                     .collect();
                 let mut out = Vec::with_capacity(want.len());
-                for (kind, r) in want {
+                for (kind, planned, r) in want {
                     let bytes = data
                         .iter()
                         .find(|d| d.0 == kind)
                         .map(|d| d.1.clone())
                         .unwrap_or_default();
-                    let planned = lens.get(&(seg.object_id.clone(), kind)).copied();
-                    if planned != Some(bytes.len() as u64) {
+                    if planned != bytes.len() as u64 {
                         return Err(ObjectError::Body(format!(
-                            "segment object {:?} gave {} bytes of {kind:?} samples where {planned:?} were planned",
+                            "segment object {:?} gave {} bytes of {kind:?} samples where {planned} were planned",
                             seg.object_id,
                             bytes.len()
                         )));
