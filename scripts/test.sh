@@ -7,6 +7,8 @@
 # conformance pass (a spec-only client and schemathesis against the spec) on both backends.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
+# Nothing here reads a terminal: children get an empty stdin, not whatever CI attached.
+exec </dev/null
 log() { printf '\n== %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -51,6 +53,9 @@ export DREY_TEST_S3_BUCKET="drey-test-$(date +%s)-$$"
 python3 -c "import boto3, os; boto3.client('s3').create_bucket(Bucket=os.environ['DREY_TEST_S3_BUCKET'])"
 
 log "format and lints"
+# Cargo caches rustc's answers (failures included) per target dir; a stale or poisoned entry
+# once failed CI before a test ran (rustc fed garbage on stdin), so ask rustc afresh.
+rm -f target/.rustc_info.json
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
