@@ -3,6 +3,9 @@
 // video's currentTime passes 3 s (after a search by label), select a range on the timeline with the mouse, export it
 // as MP4. Saves a screenshot per step in OUT and prints the downloaded file's path as the
 // last line of JSON. Usage: node e2e/run.mjs BASE_URL OUT_DIR STREAM_LABEL
+// With DREY_KEY_ID and DREY_KEY_SECRET set, the server is expected to refuse anonymous
+// readers: the page asks for a key, the script signs in with it, and everything after runs
+// on signed URLs.
 import { chromium } from 'playwright-core';
 
 const [base, out, label] = process.argv.slice(2);
@@ -22,6 +25,25 @@ try {
 
   await page.goto(`${base}/`, { waitUntil: 'load' });
   await step(page, 1, 'opened');
+
+  const keyId = process.env.DREY_KEY_ID;
+  if (keyId) {
+    // Anonymous reads are refused, so the page asks for a key.
+    await page.locator('#auth:not([hidden])').waitFor({ timeout: 10000 });
+    const reason = await page.textContent('#auth-reason');
+    if (!/authentication required/i.test(reason)) throw new Error(`sign-in prompt says: ${reason}`);
+    await step(page, 1, 'sign-in-asked');
+    // A wrong secret is refused and leaves the page signed out.
+    await page.fill('#auth-id', keyId);
+    await page.fill('#auth-secret', 'not-the-secret');
+    await page.click('#auth-submit');
+    await page.locator('#auth-reason', { hasText: 'Not signed in' }).waitFor({ timeout: 10000 });
+    await page.fill('#auth-secret', process.env.DREY_KEY_SECRET);
+    await page.click('#auth-submit');
+    await page.locator('#auth[hidden]').waitFor({ state: 'attached', timeout: 10000 });
+    await page.locator('#signed-in:not([hidden])', { hasText: keyId }).waitFor({ timeout: 5000 });
+    await step(page, 1, 'signed-in');
+  }
 
   // The live flow appears in the list (the page refreshes it every 4 s).
   const live = page.locator('.flow[data-live="true"][data-playable="true"]', { hasText: label }).first();

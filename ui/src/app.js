@@ -1,6 +1,8 @@
 // drey's web UI: lists sources and flows from the TAMS API, draws a flow's segments on a
 // zoomable timeline (gaps visible), plays live or a selected range with hls.js, links the
-// range's export, and shows how to publish a new stream. Plain DOM, no framework; every
+// range's export, and shows how to publish a new stream. Signed in with an access key, every
+// request it makes (API calls, playlists, segments, export links) is a SigV4-presigned URL
+// and the new-stream view carries a publish token (sign.js). Plain DOM, no framework; every
 // text from the store goes through textContent (labels are user input).
 'use strict';
 
@@ -18,12 +20,81 @@ const state = {
   hls: null,
   config: null,
   follow: false, // keep the view at the live edge
+  key: null, // {id, secret} when signed in
 };
 
+// --- access key --------------------------------------------------------------------
+// The key lives in sessionStorage: it is gone when the tab closes, and never leaves the
+// page except as signatures.
+const KEY_STORE = 'drey.key';
+function loadKey() {
+  try {
+    const k = JSON.parse(sessionStorage.getItem(KEY_STORE) || 'null');
+    state.key = k && k.id && k.secret ? k : null;
+  } catch (e) { state.key = null; }
+}
+// The URL to use for `path` (same origin): presigned when signed in.
+const signed = (path, ttl) => (state.key ? window.dreySign.presign(state.key, path, { ttl }) : path);
+
+class HttpError extends Error {
+  constructor(path, status, message) {
+    super(`${path}: HTTP ${status}${message ? `: ${message}` : ''}`);
+    this.status = status;
+  }
+}
+
 async function api(path) {
-  const r = await fetch(path, { headers: { accept: 'application/json' } });
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  const r = await fetch(signed(path, 300), { headers: { accept: 'application/json' } });
+  if (!r.ok) {
+    const body = await r.json().catch(() => null);
+    const err = new HttpError(path, r.status, body && body.summary);
+    if (r.status === 401 || r.status === 403) showSignIn(err.message);
+    throw err;
+  }
   return r.json();
+}
+
+function renderKey() {
+  $('sign-in').hidden = !!state.key;
+  $('signed-in').hidden = !state.key;
+  $('key-id').textContent = state.key ? state.key.id : '';
+}
+
+function showSignIn(reason) {
+  $('auth-reason').textContent = state.key
+    ? `Key ${state.key.id} may not do this: ${reason}`
+    : `This server wants an access key: ${reason}`;
+  $('auth').hidden = false;
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const key = { id: $('auth-id').value.trim(), secret: $('auth-secret').value.trim() };
+  if (!key.id || !key.secret) return;
+  state.key = key;
+  $('auth-reason').textContent = 'Checking…';
+  try {
+    await api('/flows?limit=1');
+  } catch (e) {
+    state.key = null;
+    $('auth-reason').textContent = `Not signed in: ${e.message}`;
+    return;
+  }
+  sessionStorage.setItem(KEY_STORE, JSON.stringify(key));
+  $('auth-secret').value = '';
+  $('auth').hidden = true;
+  renderKey();
+  await loadList().catch(() => {});
+  if (state.selected) updateSelection();
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_STORE);
+  state.key = null;
+  renderKey();
+  stopPlayer();
+  if (state.selected) updateSelection();
+  loadList().catch(() => {});
 }
 
 // --- time --------------------------------------------------------------------------
@@ -308,7 +379,8 @@ function updateSelection() {
     const a = $(id);
     const ok = f && sel && playable(f) && (format === 'mp4' || f.container === 'video/mp2t');
     a.classList.toggle('disabled', !ok);
-    a.href = ok ? `/flows/${f.id}/download?format=${format}&timerange=${encodeURIComponent(rangeStr(sel[0], sel[1]))}` : '#';
+    a.dataset.path = ok ? `/flows/${f.id}/download?format=${format}&timerange=${encodeURIComponent(rangeStr(sel[0], sel[1]))}` : '';
+    a.href = ok ? signed(a.dataset.path, 3600) : '#';
   }
 }
 
@@ -336,7 +408,14 @@ function play(url, what) {
   const v = $('player');
   $('player-state').textContent = `Loading ${what}…`;
   if (window.Hls && window.Hls.isSupported()) {
-    const h = new window.Hls();
+    // Every playlist and segment request is signed afresh, so a live stream keeps playing
+    // past any one signature's expiry.
+    const h = new window.Hls(state.key ? {
+      xhrSetup: (xhr, u) => {
+        const url = new URL(u, window.location.href);
+        if (url.origin === window.location.origin) xhr.open('GET', signed(url.pathname + url.search, 300), true);
+      },
+    } : {});
     h.on(window.Hls.Events.ERROR, (_, d) => {
       if (d.fatal) $('player-state').textContent = `Player error: ${d.details}`;
     });
@@ -345,7 +424,7 @@ function play(url, what) {
     h.attachMedia(v);
     state.hls = h;
   } else {
-    v.src = url; // browsers with native HLS
+    v.src = signed(url, 3600); // browsers with native HLS (URIs in the playlist come signed)
     v.play().catch(() => {});
   }
   v.dataset.playing = what;
@@ -378,9 +457,18 @@ function showPublish() {
   $('publish-cmd').textContent = c.rtmp_url
     ? `ffmpeg -re -i INPUT -c:v libx264 -g 60 -c:a aac -f flv ${url}`
     : '';
-  $('publish-auth').textContent = c.auth
-    ? 'This server needs a publish token: `drey token --key KEY_ID --stream live/' + decodeURIComponent(key) + '` prints the URL to use.'
-    : 'This server accepts publishes without a token.';
+  if (c.rtmp_url && c.auth && state.key) {
+    // A publish token from the signed-in key, valid for a day (drey token does the same).
+    const expires = Math.floor(Date.now() / 1000) + 86400;
+    const token = window.dreySign.publishToken(state.key, `live/${decodeURIComponent(key)}`, expires);
+    $('publish-url').textContent = `${url}?token=${token}`;
+    $('publish-cmd').textContent = `ffmpeg -re -i INPUT -c:v libx264 -g 60 -c:a aac -f flv '${url}?token=${token}'`;
+    $('publish-auth').textContent = `The URL carries a publish token made with key ${state.key.id}, valid until ${new Date(expires * 1000).toISOString()}; it works only if the key may write this stream.`;
+  } else {
+    $('publish-auth').textContent = c.auth
+      ? 'This server needs a publish token: sign in with an access key, or run `drey token --key KEY_ID --stream live/' + decodeURIComponent(key) + '` for the URL to use.'
+      : 'This server accepts publishes without a token.';
+  }
 }
 
 // --- start -------------------------------------------------------------------------
@@ -395,6 +483,16 @@ async function main() {
   $('sel-end').addEventListener('change', selectionFromInputs);
   $('new-stream').addEventListener('click', showPublish);
   $('stream-key').addEventListener('input', showPublish);
+  for (const id of ['export-mp4', 'export-ts']) {
+    // Signed at the click, so a link left on screen for hours still works.
+    $(id).addEventListener('click', (ev) => { if (ev.currentTarget.dataset.path) ev.currentTarget.href = signed(ev.currentTarget.dataset.path, 3600); });
+  }
+  $('sign-in').addEventListener('click', () => showSignIn('sign in to use your grants'));
+  $('sign-out').addEventListener('click', signOut);
+  $('auth-form').addEventListener('submit', signIn);
+  $('auth-cancel').addEventListener('click', () => { $('auth').hidden = true; });
+  loadKey();
+  renderKey();
   $('copy-url').addEventListener('click', () => navigator.clipboard && navigator.clipboard.writeText($('publish-url').textContent));
   try { state.config = await api('/ui/config.json'); } catch (e) { state.config = {}; }
   await loadList().catch((e) => { $('list').textContent = String(e); });

@@ -177,6 +177,14 @@ impl Anonymous {
         }
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anonymous::ReadWrite => "read-write",
+            Anonymous::Read => "read",
+            Anonymous::None => "none",
+        }
+    }
+
     fn allows(self, role: Role) -> bool {
         match self {
             Anonymous::ReadWrite => true,

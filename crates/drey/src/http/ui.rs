@@ -37,6 +37,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../../../ui/src/app.js"),
     },
     Asset {
+        path: "sign.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../../ui/src/sign.js"),
+    },
+    Asset {
         path: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../../../ui/src/app.css"),
@@ -139,6 +144,7 @@ pub async fn config(State(st): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "rtmp_url": st.rtmp_url.as_deref(),
         "auth": st.rtmp_tokens_required,
+        "anonymous": st.cfg.anonymous.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }
