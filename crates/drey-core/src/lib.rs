@@ -5,6 +5,7 @@ pub mod hls;
 pub mod id;
 pub mod media;
 pub mod model;
+pub mod netguard;
 pub mod rate;
 pub mod sigv4;
 pub mod time;

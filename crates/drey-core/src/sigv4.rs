@@ -261,7 +261,7 @@ pub fn amz_date(unix: i64) -> String {
     )
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -269,7 +269,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
-pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
         // HMAC takes keys of any length; this branch cannot be reached.
         <Hmac<Sha256> as KeyInit>::new_from_slice(&[]).expect("empty HMAC key")

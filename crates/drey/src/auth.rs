@@ -235,7 +235,10 @@ enum Scope {
 
 fn required(method: &Method, path: &str) -> (Role, Scope) {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let role = if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    let role = if parts.first() == Some(&"service") && parts.get(1) == Some(&"webhooks") {
+        // Webhooks see every event they ask for: administrators only, reads included.
+        Role::Admin
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         Role::Read
     } else if parts == ["service"] {
         Role::Admin

@@ -128,6 +128,14 @@ pub struct FileConfig {
     /// RTMP publish tokens: `auto` (required when anonymous HTTP writes are not allowed or
     /// RTMP listens beyond loopback), `token` (always), `off` (never).
     pub rtmp_auth: Option<String>,
+    /// Address ranges webhook deliveries may reach although the SSRF guard refuses them
+    /// (link-local, metadata services, ...), e.g. `["169.254.10.0/24"]`.
+    pub webhook_allow: Option<Vec<String>>,
+    /// Seconds a webhook receiver has to answer one delivery.
+    pub webhook_timeout_secs: Option<u64>,
+    /// Deliveries a webhook may have waiting; beyond it the webhook goes to `error` and
+    /// takes no new events (its waiting ones are kept) until re-enabled.
+    pub webhook_max_pending: Option<i64>,
 }
 
 impl FileConfig {
@@ -221,6 +229,7 @@ pub struct ServeConfig {
     pub anonymous_explicit: bool,
     /// `auto`, `token` or `off` (see `FileConfig::rtmp_auth`).
     pub rtmp_auth: String,
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl ServeConfig {
@@ -385,6 +394,7 @@ impl ServeConfig {
             service,
             gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(30)),
             anonymous_explicit: file.anonymous.is_some(),
+            webhooks: crate::webhooks::WebhookConfig::from_file(&file)?,
             rtmp_auth: match file.rtmp_auth.as_deref() {
                 None => "auto".to_owned(),
                 Some(a @ ("auto" | "token" | "off")) => a.to_owned(),

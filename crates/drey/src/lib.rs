@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod packaging;
 pub mod storage;
 pub mod util;
+pub mod webhooks;
 
 #[doc(hidden)]
 pub mod testing;

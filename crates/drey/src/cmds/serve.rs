@@ -17,6 +17,11 @@ use crate::util::unix_now_ns;
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServeConfig::resolve(&args)?;
     let (index, objects) = cfg.store.open().await?;
+    // Every write goes through the notifying wrapper, so webhooks hear of all of them.
+    let webhooks = crate::webhooks::Webhooks::new(index.clone(), cfg.webhooks.clone());
+    let index: Arc<dyn crate::storage::index::Index> = Arc::new(
+        crate::webhooks::notify::NotifyingIndex::new(index, webhooks.clone()),
+    );
     let mut service = cfg.service.clone();
     if !cfg.anonymous_explicit {
         // An address that is not an IP (a host name) counts as beyond loopback.
@@ -26,6 +31,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
     }
     let mut state = AppState::new(index.clone(), objects.clone(), service);
+    state.webhooks = webhooks.clone();
     state.metrics = Some(
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
@@ -40,6 +46,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop.clone(),
     );
     let delete_task = spawn_delete_worker(state.clone(), stop.clone());
+    let webhook_task = crate::webhooks::deliver::spawn(webhooks, stop.clone())?;
 
     // Live ingest stops taking media on the first signal (`ingest_stop`), then its
     // uploaders get a deadline to store or spool what they hold.
@@ -127,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = gc_task.await;
         let _ = delete_task.await;
+        let _ = webhook_task.await;
         let _ = sweeper.await;
     })
     .await;

@@ -16,6 +16,7 @@ mod service;
 mod sources;
 pub mod state;
 mod ui;
+mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,16 @@ pub fn app(state: AppState) -> Router {
             get(service::get_service).post(service::post_service),
         )
         .route("/service/storage-backends", get(service::storage_backends))
+        .route(
+            "/service/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/service/webhooks/{webhook_id}",
+            get(webhooks::get_one)
+                .put(webhooks::put)
+                .delete(webhooks::delete),
+        )
         .route("/sources", get(sources::list))
         .route("/sources/{source_id}", get(sources::get_one))
         .route(

@@ -13,8 +13,7 @@ use super::paging::{Paging, paged};
 use super::query::{Query, json_body};
 use super::state::AppState;
 
-const DEFAULT_DESCRIPTION: &str = "drey: a time-addressable store for live and recorded video. \
-Event streams (webhooks) are not implemented yet, so event_stream_mechanisms is empty.";
+const DEFAULT_DESCRIPTION: &str = "drey: a time-addressable store for live and recorded video.";
 
 pub async fn get_service(State(st): State<AppState>) -> ApiResult<Json<Service>> {
     let name = st.index.get_meta("service.name").await?;
@@ -25,7 +24,10 @@ pub async fn get_service(State(st): State<AppState>) -> ApiResult<Json<Service>>
         kind: "urn:x-tams:service.drey".to_owned(),
         api_version: "8.2".to_owned(),
         service_version: Some(format!("drey {}", env!("CARGO_PKG_VERSION"))),
-        event_stream_mechanisms: Some(Vec::new()),
+        event_stream_mechanisms: Some(vec![drey_core::model::EventStreamMechanism {
+            name: "webhooks".to_owned(),
+            docs: Some("drey's docs/api.md, Webhooks".to_owned()),
+        }]),
         min_object_timeout: Timestamp::from_secs(st.cfg.min_object_timeout.as_secs() as i64)
             .unwrap_or_default(),
         min_presigned_url_timeout: st

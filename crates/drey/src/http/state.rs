@@ -92,6 +92,8 @@ pub struct AppState {
     pub keys: Arc<crate::auth::KeyCache>,
     /// RTMP publishes need a signed token (told to the web UI).
     pub rtmp_tokens_required: bool,
+    /// TAMS webhooks: the registry and event recorder.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl AppState {
@@ -103,7 +105,12 @@ impl AppState {
             events.clone(),
             cfg.hls.clone(),
         ));
+        let webhooks = crate::webhooks::Webhooks::new(
+            index.clone(),
+            crate::webhooks::WebhookConfig::default(),
+        );
         AppState {
+            webhooks,
             index,
             objects,
             events,

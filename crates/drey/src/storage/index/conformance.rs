@@ -680,6 +680,55 @@ async fn check_hls_numbering(ix: &dyn Index) {
     assert_eq!((last[0].seq, last[0].disc), (8, 3), "continues [9,10)");
 }
 
+/// The webhook outbox: per-webhook order, acknowledgement up to a position, counts,
+/// leases held by one owner at a time until they expire, and forgetting a webhook.
+async fn check_webhook_outbox(ix: &dyn Index) {
+    use super::OutboxRow;
+    let (h1, h2) = (Id::new_v4().to_string(), Id::new_v4().to_string());
+    let row = |hook: &str, n: i64| OutboxRow {
+        seq: 0,
+        webhook_id: hook.to_owned(),
+        event_id: format!("e{n}"),
+        body: format!("{{\"n\":{n}}}"),
+        created_unix_ns: n,
+    };
+    let rows: Vec<OutboxRow> = (0..5).flat_map(|n| [row(&h1, n), row(&h2, n)]).collect();
+    ix.enqueue_webhook_events(&rows).await.unwrap();
+    let p = ix.pending_webhook_events(&h1, 3).await.unwrap();
+    assert_eq!(
+        p.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
+        ["e0", "e1", "e2"]
+    );
+    assert!(p.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(ix.ack_webhook_events(&h1, p[1].seq).await.unwrap(), 2);
+    assert_eq!(ix.count_webhook_events(&h1).await.unwrap(), 3);
+    assert_eq!(
+        ix.count_webhook_events(&h2).await.unwrap(),
+        5,
+        "other hooks untouched"
+    );
+    assert_eq!(
+        ix.pending_webhook_events(&h1, 10).await.unwrap()[0].event_id,
+        "e2"
+    );
+    // Leases: one owner until expiry; the owner renews.
+    assert!(ix.claim_webhook_lease(&h1, "a", 100, 200).await.unwrap());
+    assert!(!ix.claim_webhook_lease(&h1, "b", 150, 250).await.unwrap());
+    assert!(ix.claim_webhook_lease(&h1, "a", 150, 300).await.unwrap());
+    assert!(!ix.claim_webhook_lease(&h1, "b", 299, 400).await.unwrap());
+    assert!(ix.claim_webhook_lease(&h1, "b", 300, 400).await.unwrap());
+    ix.set_meta(&format!("webhook/{h1}"), "{}").await.unwrap();
+    ix.forget_webhook(&h1, &format!("webhook/{h1}"))
+        .await
+        .unwrap();
+    assert_eq!(ix.count_webhook_events(&h1).await.unwrap(), 0);
+    assert_eq!(ix.get_meta(&format!("webhook/{h1}")).await.unwrap(), None);
+    assert!(
+        ix.claim_webhook_lease(&h1, "c", 0, 1).await.unwrap(),
+        "lease gone too"
+    );
+}
+
 async fn sqlite() -> (Arc<dyn Index>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
@@ -725,4 +774,5 @@ conformance! {
     deletion_and_gc: |ix| check_deletion_and_gc(ix.as_ref()).await;
     delete_requests: |ix| check_delete_requests(ix.as_ref()).await;
     hls_numbering: |ix| check_hls_numbering(ix.as_ref()).await;
+    webhook_outbox: |ix| check_webhook_outbox(ix.as_ref()).await;
 }

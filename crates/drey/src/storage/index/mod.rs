@@ -18,6 +18,7 @@ mod sqlite;
 
 pub use plan::{SegmentRejection, SegmentRow};
 pub use postgres::PgIndex;
+pub(crate) use sql::unix_ns_to_rfc3339;
 pub use sqlite::SqliteIndex;
 
 use std::sync::Arc;
@@ -142,6 +143,19 @@ pub struct ObjectRow {
     pub external_urls: Option<Vec<GetUrl>>,
 }
 
+/// One webhook delivery waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Position in the outbox (assigned on insert; 0 when enqueuing).
+    pub seq: i64,
+    pub webhook_id: String,
+    /// The event's id, the same for every webhook it goes to (receivers deduplicate on it).
+    pub event_id: String,
+    /// The JSON body to POST.
+    pub body: String,
+    pub created_unix_ns: i64,
+}
+
 /// Progress of one chunk of a segment deletion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeleteChunk {
@@ -248,6 +262,31 @@ pub trait Index: Send + Sync + 'static {
         now_unix_ns: i64,
         lease_until_unix_ns: i64,
     ) -> Result<Option<DeletionRequest>>;
+
+    /// Appends webhook deliveries to the outbox, in the given order.
+    async fn enqueue_webhook_events(&self, rows: &[OutboxRow]) -> Result<()>;
+    /// The oldest `limit` deliveries pending for a webhook, in order.
+    async fn pending_webhook_events(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>>;
+    /// Removes a webhook's deliveries up to and including `seq` (delivered, or dropped).
+    async fn ack_webhook_events(&self, webhook_id: &str, upto_seq: i64) -> Result<u64>;
+    /// How many deliveries are pending for a webhook.
+    async fn count_webhook_events(&self, webhook_id: &str) -> Result<i64>;
+    /// Takes or renews the delivery lease of a webhook for `owner` until `until`: true if
+    /// `owner` holds it now (it was free, expired, or already `owner`'s).
+    async fn claim_webhook_lease(
+        &self,
+        webhook_id: &str,
+        owner: &str,
+        now_unix_ns: i64,
+        until_unix_ns: i64,
+    ) -> Result<bool>;
+    /// Forgets a deleted webhook: its pending deliveries, its lease and its registration
+    /// (the `meta` entry `meta_key`), in one transaction.
+    async fn forget_webhook(&self, webhook_id: &str, meta_key: &str) -> Result<()>;
 }
 
 /// Opens the index named by a database URL and applies migrations.

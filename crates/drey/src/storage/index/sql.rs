@@ -1031,6 +1031,93 @@ macro_rules! impl_index {
                 tx.commit().await?;
                 Ok(Some(r))
             }
+
+            async fn enqueue_webhook_events(&self, rows: &[OutboxRow]) -> Result<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.write().begin().await?;
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO webhook_outbox (webhook_id, event_id, body, created_unix_ns)                          VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&r.webhook_id)
+                    .bind(&r.event_id)
+                    .bind(&r.body)
+                    .bind(r.created_unix_ns)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn pending_webhook_events(&self, webhook_id: &str, limit: usize) -> Result<Vec<OutboxRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT seq, webhook_id, event_id, body, created_unix_ns FROM webhook_outbox                      WHERE webhook_id = $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(webhook_id)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(self.write())
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(OutboxRow {
+                            seq: r.try_get("seq")?,
+                            webhook_id: r.try_get("webhook_id")?,
+                            event_id: r.try_get("event_id")?,
+                            body: r.try_get("body")?,
+                            created_unix_ns: r.try_get("created_unix_ns")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn ack_webhook_events(&self, webhook_id: &str, upto_seq: i64) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM webhook_outbox WHERE webhook_id = $1 AND seq <= $2")
+                    .bind(webhook_id)
+                    .bind(upto_seq)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn count_webhook_events(&self, webhook_id: &str) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE webhook_id = $1")
+                    .bind(webhook_id)
+                    .fetch_one(self.write())
+                    .await?)
+            }
+
+            async fn claim_webhook_lease(&self, webhook_id: &str, owner: &str, now: i64, until: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO webhook_leases (webhook_id, owner, until_unix_ns) VALUES ($1, $2, $3)                      ON CONFLICT (webhook_id) DO UPDATE SET owner = excluded.owner, until_unix_ns = excluded.until_unix_ns                      WHERE webhook_leases.owner = excluded.owner OR webhook_leases.until_unix_ns <= $4",
+                )
+                .bind(webhook_id)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn forget_webhook(&self, webhook_id: &str, meta_key: &str) -> Result<()> {
+                let mut tx = self.write().begin().await?;
+                for q in [
+                    "DELETE FROM webhook_outbox WHERE webhook_id = $1",
+                    "DELETE FROM webhook_leases WHERE webhook_id = $1",
+                ] {
+                    sqlx::query(q).bind(webhook_id).execute(&mut *tx).await?;
+                }
+                sqlx::query("DELETE FROM meta WHERE key = $1")
+                    .bind(meta_key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
         }
     };
 }

@@ -15,7 +15,7 @@ use super::sql::{
     SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
-    DeleteChunk, FlowQuery, Index, IndexError, ObjectRow, ObjectState, PutFlow, Result,
+    DeleteChunk, FlowQuery, Index, IndexError, ObjectRow, ObjectState, OutboxRow, PutFlow, Result,
     SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned, plan,
 };
 
