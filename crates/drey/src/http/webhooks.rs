@@ -25,10 +25,14 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let q = Query::parse(raw.as_deref());
+    // The spec gives this list no 400: a paging parameter drey cannot use is ignored
+    // (the first page, the default limit) rather than refused.
     let tags = q.tag_filter("tag")?;
-    let reverse = q.bool("reverse_order")?.unwrap_or(false);
-    let limit = q.limit(st.cfg.default_page_limit, st.cfg.max_page_limit)?;
-    let offset = page_offset(&q)?;
+    let reverse = q.bool("reverse_order").ok().flatten().unwrap_or(false);
+    let limit = q
+        .limit(st.cfg.default_page_limit, st.cfg.max_page_limit)
+        .unwrap_or(st.cfg.default_page_limit);
+    let offset = page_offset(&q).unwrap_or(0);
     let mut all: Vec<Webhook> = st
         .webhooks
         .list()
