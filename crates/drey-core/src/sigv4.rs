@@ -86,6 +86,14 @@ pub struct Signed {
     pub expires: Option<i64>,
 }
 
+/// The first value of a query parameter, percent-decoded.
+pub fn query_param(q: &str, name: &str) -> Option<String> {
+    query_pairs(q)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
 fn query_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())

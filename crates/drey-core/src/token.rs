@@ -1,8 +1,9 @@
-//! Short signed publish tokens for RTMP, sans-IO: `KEYID.EXPIRY.SIGNATURE`, where the
-//! signature is the first 16 bytes (hex) of HMAC-SHA256 over the stream (`app/stream`) and
-//! the expiry (Unix seconds) under the access key's secret. About 64 characters: short
-//! enough for a stream key or an RTMP tcUrl (ffmpeg caps the URL at 1024), where a full
-//! SigV4 query would not fit.
+//! Short signed tokens, sans-IO: `KEYID.EXPIRY.SIGNATURE`, where the signature is the first
+//! 16 bytes (hex) of HMAC-SHA256 over the token's purpose, its scope and the expiry (Unix
+//! seconds) under the access key's secret. About 64 characters: short enough for a stream
+//! key or an RTMP tcUrl (ffmpeg caps the URL at 1024), where a full SigV4 query would not
+//! fit. Purposes: RTMP publish (scope `app/stream`), HTTP bearer (`Authorization: Bearer`,
+//! the key's own grants, no scope) and play (read one flow, scope its id).
 
 use subtle::ConstantTimeEq;
 
@@ -11,12 +12,34 @@ use crate::sigv4::{hex, hmac};
 /// Why a token is refused; each names the failed check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("malformed publish token (expected KEYID.EXPIRY.SIGNATURE)")]
+    #[error("malformed token (expected KEYID.EXPIRY.SIGNATURE)")]
     Malformed,
-    #[error("publish token expired at Unix time {0}")]
+    #[error("token expired at Unix time {0}")]
     Expired(i64),
-    #[error("publish token signature does not match this stream (or the key's secret)")]
+    #[error("token signature does not match what it is used for (or the key's secret)")]
     Signature,
+}
+
+/// What a token allows; part of what its signature covers, so a token made for one
+/// purpose does not verify for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An RTMP publish to the scope `app/stream`.
+    Publish,
+    /// HTTP requests with the key's grants (scope empty).
+    Bearer,
+    /// Reading (playing, downloading) the flow whose id is the scope.
+    Play,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static str {
+        match self {
+            Purpose::Publish => "drey-publish",
+            Purpose::Bearer => "drey-bearer",
+            Purpose::Play => "drey-play",
+        }
+    }
 }
 
 /// A parsed token.
@@ -27,17 +50,25 @@ pub struct Token {
     signature: String,
 }
 
-fn mac(secret: &str, stream: &str, expires: i64) -> String {
+fn mac(purpose: Purpose, secret: &str, scope: &str, expires: i64) -> String {
     let full = hmac(
         secret.as_bytes(),
-        format!("drey-publish\n{stream}\n{expires}").as_bytes(),
+        format!("{}\n{scope}\n{expires}", purpose.tag()).as_bytes(),
     );
     hex(&full[..16])
 }
 
+/// A token for `purpose` and `scope`, valid until `expires` (Unix seconds).
+pub fn token(purpose: Purpose, key_id: &str, secret: &str, scope: &str, expires: i64) -> String {
+    format!(
+        "{key_id}.{expires}.{}",
+        mac(purpose, secret, scope, expires)
+    )
+}
+
 /// The token allowing a publish to `stream` (`app/stream_key`) until `expires`.
 pub fn publish_token(key_id: &str, secret: &str, stream: &str, expires: i64) -> String {
-    format!("{key_id}.{expires}.{}", mac(secret, stream, expires))
+    token(Purpose::Publish, key_id, secret, stream, expires)
 }
 
 impl Token {
@@ -63,12 +94,24 @@ impl Token {
         })
     }
 
-    /// Checks expiry and signature for `stream` at `now` with the key's secret.
+    /// Checks expiry and signature of a publish token for `stream` at `now` with the key's
+    /// secret.
     pub fn verify(&self, secret: &str, stream: &str, now: i64) -> Result<(), TokenError> {
+        self.verify_for(Purpose::Publish, secret, stream, now)
+    }
+
+    /// Checks expiry and signature for `purpose` and `scope` at `now`.
+    pub fn verify_for(
+        &self,
+        purpose: Purpose,
+        secret: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
         if now >= self.expires {
             return Err(TokenError::Expired(self.expires));
         }
-        let want = mac(secret, stream, self.expires);
+        let want = mac(purpose, secret, scope, self.expires);
         if bool::from(want.as_bytes().ct_eq(self.signature.as_bytes())) {
             Ok(())
         } else {
@@ -108,6 +151,19 @@ mod tests {
                 .verify("s3cret", "live/cam1", 0),
             Err(TokenError::Signature)
         );
+        // A token for one purpose is refused for another.
+        let b = token(Purpose::Bearer, "DREYABC", "s3cret", "", 2_000_000_000);
+        let b = Token::parse(&b).unwrap();
+        b.verify_for(Purpose::Bearer, "s3cret", "", 0).unwrap();
+        assert_eq!(b.verify("s3cret", "", 0), Err(TokenError::Signature));
+        assert_eq!(
+            b.verify_for(Purpose::Play, "s3cret", "", 0),
+            Err(TokenError::Signature)
+        );
+        let f = "7b1f1b5a-0000-4000-8000-000000000001";
+        let pl = Token::parse(&token(Purpose::Play, "K", "s", f, 10)).unwrap();
+        pl.verify_for(Purpose::Play, "s", f, 9).unwrap();
+        assert!(pl.verify_for(Purpose::Play, "s", "other", 9).is_err());
         for bad in [
             "",
             "a.b",

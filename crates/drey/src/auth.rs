@@ -19,6 +19,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use drey_core::sigv4;
+use drey_core::token::{Purpose, Token};
 use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
@@ -221,6 +222,13 @@ impl KeyCache {
         }
         Ok(k)
     }
+
+    /// Drops a cached key (after a revocation through this instance).
+    pub(crate) fn forget(&self, id: &str) {
+        if let Ok(mut m) = self.keys.lock() {
+            m.remove(id);
+        }
+    }
 }
 
 /// What a route touches.
@@ -235,8 +243,11 @@ enum Scope {
 
 fn required(method: &Method, path: &str) -> (Role, Scope) {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let role = if parts.first() == Some(&"service") && parts.get(1) == Some(&"webhooks") {
-        // Webhooks see every event they ask for: administrators only, reads included.
+    let role = if (parts.first() == Some(&"service") && parts.get(1) == Some(&"webhooks"))
+        || parts.first() == Some(&"admin")
+    {
+        // Webhooks see every event they ask for, and keys are keys: administrators only,
+        // reads included.
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         Role::Read
@@ -352,20 +363,25 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
     let signed = match sigv4::parse(&sreq) {
         Err(e) => return unauthorized(format!("signature refused: {e}")),
         Ok(None) => {
-            // Bearer tokens are not verified yet: a request carrying one is anonymous.
+            // Short tokens: a bearer token in the header, or a play token in the query.
+            if let Some(t) = headers
+                .iter()
+                .find(|(n, _)| n == "authorization")
+                .and_then(|(_, v)| v.strip_prefix("Bearer "))
+            {
+                let t = t.trim().to_owned();
+                return token_gate(&st, req, next, &t, Purpose::Bearer, role, scope).await;
+            }
+            if matches!(method, Method::GET | Method::HEAD)
+                && let Some(t) = sigv4::query_param(&query, "token")
+            {
+                return token_gate(&st, req, next, &t, Purpose::Play, role, scope).await;
+            }
             if st.cfg.anonymous.allows(role) {
                 return next.run(req).await;
             }
-            if headers
-                .iter()
-                .any(|(n, v)| n == "authorization" && v.starts_with("Bearer "))
-            {
-                return unauthorized(
-                    "bearer tokens are not accepted yet; sign the request with AWS SigV4".into(),
-                );
-            }
             return unauthorized(format!(
-                "authentication required to {} here: sign the request with AWS SigV4 (Authorization header or presigned URL) using a drey access key",
+                "authentication required to {} here: sign the request with AWS SigV4 (Authorization header or presigned URL) or send a bearer token (drey token --bearer), using a drey access key",
                 match role {
                     Role::Read => "read",
                     Role::Write => "write",
@@ -434,8 +450,33 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
         tracing::info!(key = %key.id, path = %path, reason = %e, "signature refused");
         return unauthorized(format!("signature refused: {e}"));
     }
-    if !permitted(&st, &key, role, &scope).await {
-        let what = match &scope {
+    admit(
+        &st,
+        req,
+        next,
+        key,
+        role,
+        &scope,
+        signed.region,
+        signed.service,
+    )
+    .await
+}
+
+/// Checks a verified key's grants for the route and runs it with the key attached.
+#[allow(clippy::too_many_arguments)]
+async fn admit(
+    st: &AppState,
+    mut req: Request,
+    next: Next,
+    key: AccessKey,
+    role: Role,
+    scope: &Scope,
+    region: String,
+    service: String,
+) -> Response {
+    if !permitted(st, &key, role, scope).await {
+        let what = match scope {
             Scope::Global => "this route (it needs a '*' grant)".to_owned(),
             Scope::Flow(id) => format!("flow {id}"),
             Scope::Source(id) => format!("source {id}"),
@@ -447,13 +488,87 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
         ))
         .into_response();
     }
-    let mut req = req;
     req.extensions_mut().insert(Authed {
         key: std::sync::Arc::new(key),
-        region: signed.region.clone(),
-        service: signed.service.clone(),
+        region,
+        service,
     });
     next.run(req).await
+}
+
+/// A request carrying a bearer token (the key's grants) or a play token (reading the one
+/// flow it names, and the objects of that flow).
+async fn token_gate(
+    st: &AppState,
+    req: Request,
+    next: Next,
+    raw: &str,
+    purpose: Purpose,
+    role: Role,
+    scope: Scope,
+) -> Response {
+    let what = if purpose == Purpose::Bearer {
+        "bearer"
+    } else {
+        "play"
+    };
+    let t = match Token::parse(raw) {
+        Ok(t) => t,
+        Err(e) => return unauthorized(format!("{what} token refused: {e}")),
+    };
+    let key = match st.keys.get(st.index.as_ref(), &t.key_id).await {
+        Ok(Some(k)) if !k.revoked => k,
+        Ok(Some(_)) => return unauthorized(format!("access key {} is revoked", t.key_id)),
+        Ok(None) => return unauthorized(format!("unknown access key {}", t.key_id)),
+        Err(e) => return ApiError::Unavailable(format!("access keys: {e}")).into_response(),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let checked = if purpose == Purpose::Bearer {
+        t.verify_for(purpose, &key.secret, "", now).map(|()| scope)
+    } else {
+        if role != Role::Read {
+            return ApiError::Forbidden("a play token only reads".into()).into_response();
+        }
+        // The flows the route is about: the token must name one of them.
+        let flows: Vec<String> = match &scope {
+            Scope::Flow(id) => vec![id.clone()],
+            Scope::Object(id) => st
+                .index
+                .object_flows(&sigv4::percent_decode(id), 100)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if flows.is_empty() {
+            return ApiError::Forbidden(
+                "a play token reads one flow: its playlist, segments, objects and downloads".into(),
+            )
+            .into_response();
+        }
+        let mut result = Err(drey_core::token::TokenError::Signature);
+        for f in flows {
+            result = t
+                .verify_for(purpose, &key.secret, &f, now)
+                .map(|()| Scope::Flow(f));
+            if !matches!(result, Err(drey_core::token::TokenError::Signature)) {
+                break;
+            }
+        }
+        result
+    };
+    match checked {
+        Ok(scope) => {
+            let (region, service) = ("us-east-1".to_owned(), "s3".to_owned());
+            admit(st, req, next, key, role, &scope, region, service).await
+        }
+        Err(e) => {
+            tracing::info!(key = %key.id, reason = %e, "{what} token refused");
+            unauthorized(format!("{what} token refused: {e}"))
+        }
+    }
 }
 
 /// The key a request was signed with (a request extension), for handlers that hand out

@@ -224,7 +224,7 @@ async fn rtmp_publish_tokens() {
     for reason in [
         "a publish token is required",
         "signature does not match",
-        "publish token expired",
+        "token expired",
     ] {
         assert!(log.contains(reason), "no {reason:?} in the log:\n{log}");
     }
@@ -322,4 +322,199 @@ async fn signed_playlists_play_for_a_scoped_reader() {
     let other = create_key(&d, &[&format!("flow:{}:read", uuid::Uuid::new_v4())]);
     let (code, body) = curl(&other, "GET", &d.url(seg), None);
     assert_eq!(code, 403, "{body}");
+
+    // A play token (drey token --play) plays the flow from a plain URL: the playlist comes
+    // back with presigned segment URIs, as for a presigned playlist.
+    let (ok, t, err) = d.run_cli_output(&["token", "--key", &reader.id, "--play", &flow]);
+    assert!(ok, "{err}");
+    let t = t.trim().to_owned();
+    assert!(t.len() < 80, "a short token: {t}");
+    let by_token = format!("{playlist}?token={t}");
+    let p = probe(std::path::Path::new(&by_token));
+    assert_eq!(p.video_frames, 200, "8 s at 25 fps, with a play token");
+    // It is bound to its flow, only reads, and is not a bearer token.
+    let other_flow = d.url(&format!(
+        "/flows/{}/playlist.m3u8?token={t}",
+        uuid::Uuid::new_v4()
+    ));
+    let r = reqwest::get(&other_flow).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("play token refused"));
+    let http = reqwest::Client::new();
+    let r = http
+        .get(d.url(&format!("/flows/{flow}")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a play token used as a bearer token");
+    let r = http
+        .delete(d.url(&format!("/flows/{flow}?token={t}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a play token does not write");
+}
+
+/// Bearer tokens (drey token --bearer) carry their key's grants; tampered, expired, revoked
+/// or foreign ones are refused with the reason. The admin API for keys creates, lists,
+/// shows and revokes keys, for administrators only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_and_the_keys_api() {
+    let d = Drey::start_with_config("anonymous = \"none\"").await;
+    let admin = create_key(&d, &["*:admin"]);
+    let (ok, t, err) = d.run_cli_output(&["token", "--key", &admin.id, "--bearer", "--ttl", "600"]);
+    assert!(ok, "{err}");
+    let admin_token = t.trim().to_owned();
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut r = http.request(method, d.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let flow = uuid::Uuid::new_v4();
+    let (code, body) = send(
+        reqwest::Method::PUT,
+        &format!("/flows/{flow}"),
+        &admin_token,
+        Some(
+            serde_json::json!({"id": flow, "source_id": uuid::Uuid::new_v4(),
+            "format": "urn:x-nmos:format:multi", "container": "video/mp2t", "label": "by-bearer"}),
+        ),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    // Keys through the API.
+    let (code, body) = send(
+        reqwest::Method::POST,
+        "/admin/keys",
+        &admin_token,
+        Some(serde_json::json!({"grants": ["*:read"], "label": "api reader"})),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let made: Value = serde_json::from_str(&body).unwrap();
+    let reader = Key {
+        id: made["access_key_id"].as_str().unwrap().to_owned(),
+        secret: made["secret_access_key"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(made["grants"], serde_json::json!(["*:read"]));
+    let (code, body) = send(reqwest::Method::GET, "/admin/keys", &admin_token, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(&reader.id) && !body.contains(&reader.secret),
+        "{body}"
+    );
+    for (grants, why) in [
+        (serde_json::json!([]), "grants"),
+        (serde_json::json!(["flow:nope:read"]), "grants"),
+        (serde_json::json!(["*:god"]), "grants"),
+    ] {
+        let (code, body) = send(
+            reqwest::Method::POST,
+            "/admin/keys",
+            &admin_token,
+            Some(serde_json::json!({ "grants": grants })),
+        )
+        .await;
+        assert_eq!(code, 400, "{grants}: {body}");
+        assert!(body.contains(why), "{body}");
+    }
+    // The reader's bearer token reads, and may not write or administer.
+    let reader_token = drey_core::token::token(
+        drey_core::token::Purpose::Bearer,
+        &reader.id,
+        &reader.secret,
+        "",
+        time::OffsetDateTime::now_utc().unix_timestamp() + 60,
+    );
+    let (code, body) = send(
+        reqwest::Method::GET,
+        "/flows?label=by-bearer",
+        &reader_token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&flow.to_string()));
+    let (code, body) = send(
+        reqwest::Method::DELETE,
+        &format!("/flows/{flow}"),
+        &reader_token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = send(reqwest::Method::GET, "/admin/keys", &reader_token, None).await;
+    assert_eq!(code, 403);
+    let (code, _) = send(
+        reqwest::Method::GET,
+        "/service/webhooks",
+        &reader_token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 403);
+    // Refusals name the check.
+    let expired = drey_core::token::token(
+        drey_core::token::Purpose::Bearer,
+        &reader.id,
+        &reader.secret,
+        "",
+        time::OffsetDateTime::now_utc().unix_timestamp() - 1,
+    );
+    let mut tampered = reader_token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let publish = drey_core::token::publish_token(&reader.id, &reader.secret, "", i64::MAX / 2);
+    for (token, reason) in [
+        (expired.as_str(), "expired"),
+        (tampered.as_str(), "does not match"),
+        (publish.as_str(), "does not match"),
+        ("garbage", "malformed"),
+        (
+            "NOSUCHKEY.9999999999.00000000000000000000000000000000",
+            "unknown access key",
+        ),
+    ] {
+        let (code, body) = send(reqwest::Method::GET, "/flows", token, None).await;
+        assert_eq!(code, 401, "{token}: {body}");
+        assert!(body.contains(reason), "{token}: {body}");
+        assert!(!body.contains(&reader.secret));
+    }
+    // Revoked through the API: refused at once on this instance.
+    let (code, body) = send(
+        reqwest::Method::DELETE,
+        &format!("/admin/keys/{}", reader.id),
+        &admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 204, "{body}");
+    let (code, body) = send(reqwest::Method::GET, "/flows", &reader_token, None).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("revoked"), "{body}");
+    let (code, body) = send(
+        reqwest::Method::GET,
+        &format!("/admin/keys/{}", reader.id),
+        &admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body.contains("\"revoked\":true"), "{body}");
+    let (code, _) = send(
+        reqwest::Method::DELETE,
+        "/admin/keys/NOSUCHKEY",
+        &admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
 }

@@ -1,21 +1,32 @@
-//! `drey token --key ID --stream APP/KEY`: prints a ready RTMP publish URL carrying a short
-//! signed token (`?token=KEYID.EXPIRY.SIGNATURE`), made with the key's secret from the
-//! index.
+//! `drey token --key ID ...`: prints a short signed token made with the key's secret from
+//! the index (`KEYID.EXPIRY.SIGNATURE`): with `--stream APP/KEY` a ready RTMP publish URL
+//! (`?token=`), with `--bearer` a token for `Authorization: Bearer` (the key's grants),
+//! with `--play FLOW_ID` a token that reads one flow (`?token=` on its playlist or
+//! download URL, e.g. for a player).
 
 use std::io::Write;
 
 use anyhow::{Context, bail};
+use drey_core::token::{Purpose, token};
 
 use crate::config::{FileConfig, StoreArgs, StoreConfig};
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["stream", "bearer", "play"])))]
 pub struct TokenArgs {
-    /// The access key to sign with (it needs a '*:write' grant to publish).
+    /// The access key to sign with (publishing needs a '*:write' grant; a bearer token
+    /// carries the key's grants; a play token needs read access to the flow).
     #[arg(long)]
     pub key: String,
-    /// What may be published: APP/STREAM_KEY, e.g. live/cam1.
+    /// An RTMP publish URL for APP/STREAM_KEY, e.g. live/cam1.
     #[arg(long)]
-    pub stream: String,
+    pub stream: Option<String>,
+    /// A bearer token for HTTP requests (`Authorization: Bearer TOKEN`).
+    #[arg(long)]
+    pub bearer: bool,
+    /// A token that reads this flow (playlist, segments, download): `?token=TOKEN`.
+    #[arg(long, value_name = "FLOW_ID")]
+    pub play: Option<drey_core::Id>,
     /// Seconds the token is valid for (a publish that started in time keeps going).
     #[arg(long, default_value_t = 3600)]
     pub ttl: i64,
@@ -27,11 +38,13 @@ pub struct TokenArgs {
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let Some((app, stream_key)) = args.stream.split_once('/') else {
-        bail!("--stream must be APP/STREAM_KEY, e.g. live/cam1");
-    };
-    if app.is_empty() || stream_key.is_empty() || stream_key.contains(['?', '/']) {
-        bail!("--stream must be APP/STREAM_KEY, e.g. live/cam1");
+    if let Some(stream) = &args.stream {
+        let ok = stream.split_once('/').is_some_and(|(app, key)| {
+            !app.is_empty() && !key.is_empty() && !key.contains(['?', '/'])
+        });
+        if !ok {
+            bail!("--stream must be APP/STREAM_KEY, e.g. live/cam1");
+        }
     }
     if !(1..=31 * 24 * 3600).contains(&args.ttl) {
         bail!("--ttl must be 1 second to 31 days");
@@ -47,16 +60,20 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         bail!("access key {} is revoked", key.id);
     }
     let expires = time::OffsetDateTime::now_utc().unix_timestamp() + args.ttl;
-    let token = drey_core::token::publish_token(
-        &key.id,
-        &key.secret,
-        &format!("{app}/{stream_key}"),
-        expires,
-    );
-    writeln!(
-        std::io::stdout().lock(),
-        "{}/{app}/{stream_key}?token={token}",
-        args.rtmp_url.trim_end_matches('/')
-    )?;
+    let out = if let Some(stream) = &args.stream {
+        let t = token(Purpose::Publish, &key.id, &key.secret, stream, expires);
+        format!("{}/{stream}?token={t}", args.rtmp_url.trim_end_matches('/'))
+    } else if let Some(flow) = args.play {
+        token(
+            Purpose::Play,
+            &key.id,
+            &key.secret,
+            &flow.to_string(),
+            expires,
+        )
+    } else {
+        token(Purpose::Bearer, &key.id, &key.secret, "", expires)
+    };
+    writeln!(std::io::stdout().lock(), "{out}")?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod error;
 mod export;
 mod flows;
 mod hls;
+mod keys;
 pub mod media;
 mod objects;
 mod paging;
@@ -43,6 +44,11 @@ pub fn app(state: AppState) -> Router {
             get(service::get_service).post(service::post_service),
         )
         .route("/service/storage-backends", get(service::storage_backends))
+        .route("/admin/keys", get(keys::list).post(keys::create))
+        .route(
+            "/admin/keys/{key_id}",
+            get(keys::get_one).delete(keys::revoke),
+        )
         .route(
             "/service/webhooks",
             get(webhooks::list).post(webhooks::create),
