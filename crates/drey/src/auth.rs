@@ -647,16 +647,45 @@ pub fn sign_playlist(text: &str, playlist_path: &str, host: &str, a: &Authed, no
 /// RTMP publish authorisation by signed token (`?token=` on the stream key or the app,
 /// `drey token` makes one): a token must name a live, unrevoked key with a `*` write grant,
 /// cover this `app/stream` and not have expired. Without a token a publish is allowed only
-/// when tokens are not `required`. A token that is present is always checked.
+/// when tokens are not `required`. A token that is present is always checked. Then the
+/// publish callbacks, when configured, have their say and hear the rest.
 pub struct TokenPublishAuth {
     pub index: std::sync::Arc<dyn Index>,
     pub keys: std::sync::Arc<KeyCache>,
     pub required: bool,
+    pub callbacks: Option<std::sync::Arc<crate::ingest::callbacks::Callbacks>>,
 }
 
 #[async_trait::async_trait]
 impl crate::ingest::auth::PublishAuth for TokenPublishAuth {
     async fn authorize(
+        &self,
+        req: &crate::ingest::auth::PublishRequest,
+    ) -> crate::ingest::auth::PublishDecision {
+        match self.check_token(req).await {
+            crate::ingest::auth::PublishDecision::Allow => match &self.callbacks {
+                Some(c) => c.on_publish(req).await,
+                None => crate::ingest::auth::PublishDecision::Allow,
+            },
+            refused => refused,
+        }
+    }
+
+    fn publish_done(&self, app: &str, key: &str, peer: std::net::SocketAddr) {
+        if let Some(c) = &self.callbacks {
+            c.publish_done(app, key, peer);
+        }
+    }
+
+    fn segment_stored(&self, s: &crate::ingest::callbacks::SegmentStored) {
+        if let Some(c) = &self.callbacks {
+            c.segment_stored(s);
+        }
+    }
+}
+
+impl TokenPublishAuth {
+    async fn check_token(
         &self,
         req: &crate::ingest::auth::PublishRequest,
     ) -> crate::ingest::auth::PublishDecision {

@@ -136,6 +136,18 @@ pub struct FileConfig {
     /// Deliveries a webhook may have waiting; beyond it the webhook goes to `error` and
     /// takes no new events (its waiting ones are kept) until re-enabled.
     pub webhook_max_pending: Option<i64>,
+    /// URL POSTed (form-encoded, as nginx-rtmp) before a publish starts: 2xx allows, 3xx
+    /// with `Location: NAME` renames the stream key, anything else denies.
+    pub on_publish: Option<String>,
+    /// URL told (form-encoded) when a publish ends.
+    pub on_publish_done: Option<String>,
+    /// URL told (JSON) of every live segment stored and indexed.
+    pub on_segment: Option<String>,
+    /// Milliseconds a callback has to answer.
+    pub callback_timeout_ms: Option<u64>,
+    /// `deny` (default) or `allow`: what happens to a publish when `on_publish` cannot be
+    /// reached or does not answer in time.
+    pub on_publish_unreachable: Option<String>,
 }
 
 impl FileConfig {
@@ -230,6 +242,7 @@ pub struct ServeConfig {
     /// `auto`, `token` or `off` (see `FileConfig::rtmp_auth`).
     pub rtmp_auth: String,
     pub webhooks: crate::webhooks::WebhookConfig,
+    pub callbacks: crate::ingest::callbacks::CallbackConfig,
 }
 
 impl ServeConfig {
@@ -395,6 +408,23 @@ impl ServeConfig {
             gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(30)),
             anonymous_explicit: file.anonymous.is_some(),
             webhooks: crate::webhooks::WebhookConfig::from_file(&file)?,
+            callbacks: {
+                let c = crate::ingest::callbacks::CallbackConfig {
+                    on_publish: file.on_publish.clone(),
+                    on_publish_done: file.on_publish_done.clone(),
+                    on_segment: file.on_segment.clone(),
+                    timeout: Duration::from_millis(file.callback_timeout_ms.unwrap_or(3000).max(1)),
+                    allow_when_unreachable: match file.on_publish_unreachable.as_deref() {
+                        None | Some("deny") => false,
+                        Some("allow") => true,
+                        Some(other) => bail!(
+                            "on_publish_unreachable must be \"deny\" or \"allow\", not {other:?}"
+                        ),
+                    },
+                };
+                c.validate()?;
+                c
+            },
             rtmp_auth: match file.rtmp_auth.as_deref() {
                 None => "auto".to_owned(),
                 Some(a @ ("auto" | "token" | "off")) => a.to_owned(),

@@ -61,6 +61,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             index: index.clone(),
             keys: state.keys.clone(),
             required: state.rtmp_tokens_required,
+            callbacks: if cfg.callbacks.any() {
+                Some(crate::ingest::callbacks::Callbacks::new(
+                    cfg.callbacks.clone(),
+                )?)
+            } else {
+                None
+            },
         }),
         state.events.clone(),
         ingest_stop.clone(),

@@ -1,5 +1,6 @@
-//! The publish authorisation hook: every RTMP publish asks it before any media is accepted.
-//! The default allows everything; the gateway (access keys, tokens, callbacks) plugs in here.
+//! The publish hooks: every RTMP publish asks `authorize` before any media is accepted, and
+//! the hooks hear when a publish ends and when each of its segments is stored. The default
+//! allows everything; the gateway (tokens, callbacks) plugs in here.
 
 use async_trait::async_trait;
 
@@ -20,11 +21,19 @@ pub enum PublishDecision {
     Allow,
     /// Refused, with the reason logged and sent to the publisher.
     Deny(String),
+    /// Allowed under another stream key (an `on_publish` callback's 3xx).
+    Rename(String),
 }
 
 #[async_trait]
 pub trait PublishAuth: Send + Sync + 'static {
     async fn authorize(&self, req: &PublishRequest) -> PublishDecision;
+
+    /// A publish of `app/key` from `peer` ended.
+    fn publish_done(&self, _app: &str, _key: &str, _peer: std::net::SocketAddr) {}
+
+    /// A segment was stored and indexed.
+    fn segment_stored(&self, _s: &super::callbacks::SegmentStored) {}
 }
 
 /// Allows every publish (the default until access control is configured).

@@ -6,6 +6,7 @@
 //! order, spooling to `spool` on failure).
 
 pub mod auth;
+pub mod callbacks;
 pub mod flows;
 pub mod publish;
 pub mod rtmp;

@@ -189,10 +189,11 @@ impl Connection {
 
     async fn end_publish(&mut self) {
         if let Some(p) = self.publish.take() {
-            let stream = p.stream.clone();
+            let (stream, app, key) = (p.stream.clone(), p.app.clone(), p.key.clone());
             p.finish().await;
             self.ing.release_key(&stream);
             metrics::gauge!("drey_rtmp_publishers_active").decrement(1);
+            self.ing.auth.publish_done(&app, &key, self.peer);
         }
     }
 
@@ -460,9 +461,25 @@ impl Connection {
             query,
             peer: self.peer,
         };
-        if let PublishDecision::Deny(reason) = self.ing.auth.authorize(&req).await {
-            return Err(self.reject(request_id, "auth", format!("publish denied: {reason}")));
-        }
+        let renamed;
+        let key = match self.ing.auth.authorize(&req).await {
+            PublishDecision::Allow => key,
+            PublishDecision::Deny(reason) => {
+                return Err(self.reject(request_id, "auth", format!("publish denied: {reason}")));
+            }
+            PublishDecision::Rename(new) => {
+                if let Err(reason) = valid_key(&new) {
+                    return Err(self.reject(
+                        request_id,
+                        "auth",
+                        format!("publish renamed to an invalid stream key {new:?}: {reason}"),
+                    ));
+                }
+                tracing::info!(app, from = key, to = %new, "publish renamed by on_publish");
+                renamed = new;
+                renamed.as_str()
+            }
+        };
         let stream = format!("{app}/{key}");
         if !self.ing.claim_key(&stream) {
             return Err(self.reject(

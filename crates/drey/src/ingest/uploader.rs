@@ -336,6 +336,23 @@ fn record(job: &SegmentJob, outcome: &StoreOutcome) {
     }
 }
 
+/// Tells the publish hooks (`on_segment`) about a segment now in the index.
+fn stored_hook(ing: &Ingest, stream: &str, job: &SegmentJob, outcome: &StoreOutcome) {
+    if matches!(outcome, StoreOutcome::Stored | StoreOutcome::AlreadyStored) {
+        ing.auth.segment_stored(&super::callbacks::SegmentStored {
+            stream: stream.to_owned(),
+            flow_id: job.flow_id,
+            object_id: job.object_id.clone(),
+            timerange: drey_core::TimeRange::from_nanos(job.start_ns, job.end_ns),
+            format: match job.format {
+                SegmentFormat::Ts => "ts",
+                SegmentFormat::Fmp4 => "fmp4",
+            },
+            key_frame_count: job.key_frame_count,
+        });
+    }
+}
+
 fn next_backoff(b: Duration) -> Duration {
     if b.is_zero() {
         Duration::from_millis(250)
@@ -520,6 +537,7 @@ impl Uploader {
             match result {
                 Ok(outcome) => {
                     record(&head.job, &outcome);
+                    stored_hook(&self.ing, &self.stream, &head.job, &outcome);
                     if let Data::Disk(s) = &head.data {
                         self.ing.spool.remove(s).await;
                     }
@@ -591,6 +609,12 @@ pub async fn drain_dirs(ing: Arc<Ingest>, dirs: Vec<PathBuf>) {
                 match result {
                     Ok(outcome) => {
                         record(&header.job, &outcome);
+                        let name = header
+                            .flows
+                            .first()
+                            .and_then(|f| f.label.clone())
+                            .unwrap_or_default();
+                        stored_hook(&ing, &name, &header.job, &outcome);
                         ing.spool.remove(&s).await;
                         break;
                     }
