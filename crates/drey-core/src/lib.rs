@@ -7,6 +7,7 @@ pub mod media;
 pub mod model;
 pub mod netguard;
 pub mod rate;
+pub mod sigv2;
 pub mod sigv4;
 pub mod time;
 pub mod timerange;

@@ -61,7 +61,7 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -94,7 +94,8 @@ pub fn query_param(q: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-fn query_pairs(q: &str) -> Vec<(String, String)> {
+/// The query's pairs, percent-decoded, in order.
+pub fn query_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

@@ -18,8 +18,8 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use drey_core::sigv4;
 use drey_core::token::{Purpose, Token};
+use drey_core::{sigv2, sigv4};
 use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
@@ -363,6 +363,24 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
     let signed = match sigv4::parse(&sreq) {
         Err(e) => return unauthorized(format!("signature refused: {e}")),
         Ok(None) => {
+            // Legacy clients: S3's Signature Version 2.
+            match sigv2::parse(&sreq) {
+                Err(e) => return unauthorized(format!("signature refused: {e}")),
+                Ok(Some(v2)) => {
+                    let key = match lookup_key(&st, &v2.access_key).await {
+                        Ok(k) => k,
+                        Err(r) => return r,
+                    };
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    if let Err(e) = sigv2::verify(&sreq, &v2, &key.secret, now) {
+                        tracing::info!(key = %key.id, path = %path, reason = %e, "V2 signature refused");
+                        return unauthorized(format!("signature refused: {e}"));
+                    }
+                    let (region, service) = ("us-east-1".to_owned(), "s3".to_owned());
+                    return admit(&st, req, next, key, role, &scope, region, service).await;
+                }
+                Ok(None) => {}
+            }
             // Short tokens: a bearer token in the header, or a play token in the query.
             if let Some(t) = headers
                 .iter()
@@ -391,11 +409,9 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
         }
         Ok(Some(s)) => s,
     };
-    let key = match st.keys.get(st.index.as_ref(), &signed.access_key).await {
-        Ok(Some(k)) if !k.revoked => k,
-        Ok(Some(_)) => return unauthorized(format!("access key {} is revoked", signed.access_key)),
-        Ok(None) => return unauthorized(format!("unknown access key {}", signed.access_key)),
-        Err(e) => return ApiError::Unavailable(format!("access keys: {e}")).into_response(),
+    let key = match lookup_key(&st, &signed.access_key).await {
+        Ok(k) => k,
+        Err(r) => return r,
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     // The payload hash: declared (a hash, or UNSIGNED-PAYLOAD), else the body's own.
@@ -463,6 +479,16 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
     .await
 }
 
+/// The live key named by a request: a 401 when unknown or revoked.
+async fn lookup_key(st: &AppState, id: &str) -> Result<AccessKey, Response> {
+    match st.keys.get(st.index.as_ref(), id).await {
+        Ok(Some(k)) if !k.revoked => Ok(k),
+        Ok(Some(_)) => Err(unauthorized(format!("access key {id} is revoked"))),
+        Ok(None) => Err(unauthorized(format!("unknown access key {id}"))),
+        Err(e) => Err(ApiError::Unavailable(format!("access keys: {e}")).into_response()),
+    }
+}
+
 /// Checks a verified key's grants for the route and runs it with the key attached.
 #[allow(clippy::too_many_arguments)]
 async fn admit(
@@ -516,11 +542,9 @@ async fn token_gate(
         Ok(t) => t,
         Err(e) => return unauthorized(format!("{what} token refused: {e}")),
     };
-    let key = match st.keys.get(st.index.as_ref(), &t.key_id).await {
-        Ok(Some(k)) if !k.revoked => k,
-        Ok(Some(_)) => return unauthorized(format!("access key {} is revoked", t.key_id)),
-        Ok(None) => return unauthorized(format!("unknown access key {}", t.key_id)),
-        Err(e) => return ApiError::Unavailable(format!("access keys: {e}")).into_response(),
+    let key = match lookup_key(st, &t.key_id).await {
+        Ok(k) => k,
+        Err(r) => return r,
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let checked = if purpose == Purpose::Bearer {

@@ -76,6 +76,19 @@ async fn signed_requests_grants_and_refusals() {
     assert_eq!(r["wrong_secret_leaks"], false);
     assert_eq!(r["tampered_body"], 401, "{r}");
     assert_eq!(r["presigned"], 200, "{r}");
+    // Legacy clients: S3 Signature Version 2, header and presigned.
+    assert_eq!(r["v2_get_flow"], 200, "{r}");
+    assert_eq!(r["v2_put_label"], 204, "{r}");
+    assert_eq!(r["v2_presigned"], 200, "{r}");
+    assert_eq!(r["v2_presigned_label"], "v2", "{r}");
+    assert_eq!(r["v2_wrong_secret"], 401, "{r}");
+    assert!(
+        r["v2_wrong_secret_reason"]
+            .as_str()
+            .unwrap()
+            .contains("signature does not match"),
+        "{r}"
+    );
     assert_eq!(r["presigned_expired"], 401, "{r}");
     assert!(
         r["presigned_expired_reason"]

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""SigV4 requests to drey signed by botocore (the signer boto3 uses), for tests/auth.rs.
+"""SigV4 (and legacy S3 SigV2) requests to drey signed by botocore (the signers boto3
+uses), for tests/auth.rs.
 
 Usage: sigv4_client.py BASE KEY SECRET FLOW_ID
 Prints one JSON object: the status of each request made.
 """
 import json, sys, time, urllib.request, urllib.error
-from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.auth import HmacV1Auth, HmacV1QueryAuth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -75,4 +76,26 @@ try:
     out["presigned_tampered"] = 200
 except urllib.error.HTTPError as e:
     out["presigned_tampered"] = e.code
+
+# Signature Version 2 (botocore's "s3" and "s3-query" signers).
+def v2(method, path, body=None, secret_=None):
+    req = AWSRequest(method=method, url=base + path, data=body,
+                     headers={"content-type": "application/json"})
+    HmacV1Auth(Credentials(key, secret_ or secret)).add_auth(req)
+    return send(req.prepare())
+
+
+out["v2_get_flow"] = v2("GET", f"/flows/{flow}")[0]
+out["v2_put_label"] = v2("PUT", f"/flows/{flow}/label", '"v2"')[0]
+status, text = v2("GET", f"/flows/{flow}", secret_="not-the-secret")
+out["v2_wrong_secret"] = status
+out["v2_wrong_secret_reason"] = json.loads(text)["summary"]
+req = AWSRequest(method="GET", url=base + f"/flows/{flow}/label")
+HmacV1QueryAuth(creds, expires=60).add_auth(req)
+try:
+    with urllib.request.urlopen(req.prepare().url) as resp:
+        out["v2_presigned"] = resp.status
+        out["v2_presigned_label"] = json.loads(resp.read())
+except urllib.error.HTTPError as e:
+    out["v2_presigned"] = e.code
 print(json.dumps(out))
