@@ -502,6 +502,21 @@ async fn admit(
     service: String,
 ) -> Response {
     if !permitted(st, &key, role, scope).await {
+        // A list of flows or sources for a key scoped to some of them: answered, filtered
+        // to what the key may read.
+        if role == Role::Read
+            && *scope == Scope::Global
+            && matches!(req.uri().path(), "/flows" | "/sources")
+            && let Some(filter) = ListFilter::for_key(&key)
+        {
+            req.extensions_mut().insert(filter);
+            req.extensions_mut().insert(Authed {
+                key: std::sync::Arc::new(key),
+                region,
+                service,
+            });
+            return next.run(req).await;
+        }
         let what = match scope {
             Scope::Global => "this route (it needs a '*' grant)".to_owned(),
             Scope::Flow(id) => format!("flow {id}"),
@@ -592,6 +607,38 @@ async fn token_gate(
             tracing::info!(key = %key.id, reason = %e, "{what} token refused");
             unauthorized(format!("{what} token refused: {e}"))
         }
+    }
+}
+
+/// What a key scoped to some flows and sources may see in `/flows` and `/sources` (a
+/// request extension the list handlers apply before paging).
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub flows: std::collections::HashSet<drey_core::Id>,
+    pub sources: std::collections::HashSet<drey_core::Id>,
+}
+
+impl ListFilter {
+    /// `None` when the key has no read grant on any flow or source.
+    fn for_key(key: &AccessKey) -> Option<ListFilter> {
+        let mut f = ListFilter::default();
+        for g in &key.grants {
+            if let Some(id) = g.scope.strip_prefix("flow:").and_then(|s| s.parse().ok()) {
+                f.flows.insert(id);
+            } else if let Some(id) = g.scope.strip_prefix("source:").and_then(|s| s.parse().ok()) {
+                f.sources.insert(id);
+            }
+        }
+        (!f.flows.is_empty() || !f.sources.is_empty()).then_some(f)
+    }
+
+    /// A flow is visible when granted itself or through its source.
+    pub fn flow_visible(&self, flow: &drey_core::model::Flow) -> bool {
+        self.flows.contains(&flow.id) || self.sources.contains(&flow.source_id)
+    }
+
+    pub fn source_visible(&self, id: drey_core::Id) -> bool {
+        self.sources.contains(&id)
     }
 }
 

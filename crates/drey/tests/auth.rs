@@ -118,11 +118,43 @@ async fn signed_requests_grants_and_refusals() {
     );
     assert!(code == 200 || code == 204, "{code}");
 
-    // A key scoped to one flow: that flow yes, lists and other flows no.
+    // A key scoped to one flow: that flow yes, other flows no; lists show only it.
     let scoped = create_key(&d, &[&format!("flow:{flow}:write")]);
     assert_eq!(curl(&scoped, "GET", &url, None).0, 200);
-    assert_eq!(curl(&scoped, "GET", &d.url("/flows"), None).0, 403);
-    let other = d.url(&format!("/flows/{}", uuid::Uuid::new_v4()));
+    let second = uuid::Uuid::new_v4();
+    let body = format!(
+        r#"{{"id": "{second}", "source_id": "{second}", "format": "urn:x-nmos:format:multi", "container": "video/mp2t"}}"#
+    );
+    let (code, text) = curl(
+        &writer,
+        "PUT",
+        &d.url(&format!("/flows/{second}")),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{text}");
+    let (code, _) = curl(&writer, "GET", &d.url("/flows"), None);
+    assert_eq!(code, 200);
+    let (code, text) = curl(&scoped, "GET", &d.url("/flows"), None);
+    assert_eq!(code, 200, "{text}");
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [flow.as_str()], "the scoped key lists only its flow");
+    let (code, text) = curl(&scoped, "GET", &d.url("/sources"), None);
+    assert_eq!(
+        (code, text.trim()),
+        (200, "[]"),
+        "no source grant, no sources"
+    );
+    assert_eq!(
+        curl(&scoped, "GET", &d.url("/flow-delete-requests"), None).0,
+        403
+    );
+    let other = d.url(&format!("/flows/{second}"));
     assert_eq!(curl(&scoped, "GET", &other, None).0, 403);
 
     // No credentials, a bearer token, an unknown key: 401 with a reason.

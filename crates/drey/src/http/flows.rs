@@ -24,6 +24,7 @@ use crate::util::unix_now_ns;
 
 pub async fn list(
     State(st): State<AppState>,
+    visible: Option<axum::Extension<crate::auth::ListFilter>>,
     uri: Uri,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -64,7 +65,8 @@ pub async fn list(
         all.clear();
     }
     all.retain(|f| {
-        tags.matches(f.tags.as_ref())
+        visible.as_ref().is_none_or(|v| v.flow_visible(f))
+            && tags.matches(f.tags.as_ref())
             && status.is_none_or(|s| f.status == Some(s))
             && init_segments.is_none_or(|b| f.essence.init_segments() == b)
             && collected_by_matches(&collected_by, f.collected_by.as_ref())

@@ -18,6 +18,7 @@ use crate::util::unix_now_ns;
 
 pub async fn list(
     State(st): State<AppState>,
+    visible: Option<axum::Extension<crate::auth::ListFilter>>,
     uri: Uri,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -37,7 +38,8 @@ pub async fn list(
         })
         .await?;
     all.retain(|s| {
-        tags.matches(s.tags.as_ref())
+        visible.as_ref().is_none_or(|v| v.source_visible(s.id))
+            && tags.matches(s.tags.as_ref())
             && collected_by_matches(&collected_by, s.collected_by.as_ref())
     });
     sort_resources(&mut all, sort_by, reverse, |s| match sort_by {
