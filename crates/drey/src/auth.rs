@@ -381,17 +381,23 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
                 }
                 Ok(None) => {}
             }
-            // Short tokens: a bearer token in the header, or a play token in the query.
+            // Short tokens: a bearer token in the header, or a play token in the query. A
+            // token that is not drey's shape (an OAuth token meant for a proxy, say) is
+            // ignored where anonymous access covers the request; a drey token is always
+            // checked.
+            let anonymous_ok = st.cfg.anonymous.allows(role);
+            let ours = |t: &str| !anonymous_ok || Token::parse(t).is_ok();
             if let Some(t) = headers
                 .iter()
                 .find(|(n, _)| n == "authorization")
                 .and_then(|(_, v)| v.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_owned())
+                .filter(|t| ours(t))
             {
-                let t = t.trim().to_owned();
                 return token_gate(&st, req, next, &t, Purpose::Bearer, role, scope).await;
             }
             if matches!(method, Method::GET | Method::HEAD)
-                && let Some(t) = sigv4::query_param(&query, "token")
+                && let Some(t) = sigv4::query_param(&query, "token").filter(|t| ours(t))
             {
                 return token_gate(&st, req, next, &t, Purpose::Play, role, scope).await;
             }

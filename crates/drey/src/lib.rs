@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod cmds;
 pub mod config;
+pub mod grains;
 pub mod http;
 pub mod ingest;
 pub mod packaging;

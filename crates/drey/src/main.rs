@@ -26,8 +26,14 @@ enum Command {
     Export(drey::cmds::export::ExportArgs),
     /// Manage access keys for SigV4-signed requests (create, list, revoke).
     Keys(drey::cmds::keys::KeysArgs),
-    /// Print an RTMP publish URL with a short signed token.
+    /// Print a short signed token: an RTMP publish URL, a bearer token or a play token.
     Token(drey::cmds::token::TokenArgs),
+    /// Store a file of raw frames as uncompressed grains, with parallel writers.
+    Ingest(drey::cmds::ingest::IngestArgs),
+    /// Write the test signal as raw frames (to a file or standard output).
+    Signal(drey::cmds::signal::SignalArgs),
+    /// Measure grain write, read and read-process-write rates against the raw object store.
+    Bench(drey::cmds::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +63,9 @@ fn main() -> anyhow::Result<()> {
             Command::Export(args) => drey::cmds::export::run(args).await,
             Command::Keys(args) => drey::cmds::keys::run(args).await,
             Command::Token(args) => drey::cmds::token::run(args).await,
+            Command::Ingest(args) => drey::cmds::ingest::run(args).await,
+            Command::Signal(args) => drey::cmds::signal::run(args).await,
+            Command::Bench(args) => drey::cmds::bench::run(args).await,
         }
     })
 }

@@ -7,6 +7,7 @@ pub mod bmff;
 pub mod flv;
 pub mod fmp4;
 pub mod mp4;
+pub mod raw;
 pub mod rtmp;
 pub mod samples;
 pub mod segmenter;

@@ -34,8 +34,9 @@ pub struct ExportArgs {
     /// The span as a TAMS timerange instead (e.g. "[1764424837:0_1764424897:0)").
     #[arg(long, conflicts_with_all = ["start", "end"])]
     pub timerange: Option<String>,
-    /// File format: ts (the segments concatenated) or mp4 (progressive, trimmed to the span).
-    #[arg(long, default_value = "ts", value_parser = ["ts", "mp4"])]
+    /// File format: ts (the segments concatenated), mp4 (progressive, trimmed to the span)
+    /// or raw (an uncompressed flow's grains back to back).
+    #[arg(long, default_value = "ts", value_parser = ["ts", "mp4", "raw"])]
     pub format: String,
     /// Where to write the file (`-`: standard output, e.g. to pipe into ffmpeg).
     #[arg(short, long)]
@@ -187,9 +188,15 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
                 "the source's video and audio are separate flows: use --format mp4 to combine them"
             );
         };
-        let plan = export::plan(index.as_ref(), flow, span, usize::MAX / 2)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let plan = export::plan(
+            index.as_ref(),
+            flow,
+            span,
+            usize::MAX / 2,
+            args.format == "raw",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let body = export::stream(objects, &plan, 0..plan.len, args.read_ahead);
         (plan.len, plan.gaps, body)
     };

@@ -1,7 +1,10 @@
 //! Subcommands, one per file: each has `run(args)`.
 
+pub mod bench;
 pub mod export;
 pub mod gc;
+pub mod ingest;
 pub mod keys;
 pub mod serve;
+pub mod signal;
 pub mod token;

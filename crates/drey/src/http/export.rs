@@ -25,15 +25,17 @@ use crate::storage::objects::ObjectError;
 enum Format {
     Ts,
     Mp4,
+    Raw,
 }
 
 fn format(q: &Query) -> ApiResult<Format> {
     match q.get("format").unwrap_or("ts") {
         "ts" => Ok(Format::Ts),
         "mp4" => Ok(Format::Mp4),
+        "raw" => Ok(Format::Raw),
         other => Err(ApiError::bad(
             "format",
-            format!("{other:?} is not ts or mp4"),
+            format!("{other:?} is not ts, mp4 or raw"),
         )),
     }
 }
@@ -114,13 +116,25 @@ async fn ts(
     headers: &HeaderMap,
     flow: &Flow,
     span: TimeRange,
+    raw: bool,
 ) -> ApiResult<Response> {
-    let plan = export::plan(st.index.as_ref(), flow, span, st.cfg.export_max_segments).await?;
+    let plan = export::plan(
+        st.index.as_ref(),
+        flow,
+        span,
+        st.cfg.export_max_segments,
+        raw,
+    )
+    .await?;
     let file = File {
         len: plan.len,
         etag: plan.etag.clone(),
-        content_type: "video/mp2t",
-        name: export::file_name(flow.id, &plan.covers, "ts"),
+        content_type: if raw {
+            "application/octet-stream"
+        } else {
+            "video/mp2t"
+        },
+        name: export::file_name(flow.id, &plan.covers, if raw { "raw" } else { "ts" }),
         covers: plan.covers,
         gaps: plan.gaps.clone(),
         discontinuities: plan.discontinuities.clone(),
@@ -182,7 +196,8 @@ pub async fn download(
         .ok_or_else(|| ApiError::NotFound(format!("flow {id} does not exist")))?
         .value;
     match format {
-        Format::Ts => ts(&st, &headers, &flow, span).await,
+        Format::Ts => ts(&st, &headers, &flow, span, false).await,
+        Format::Raw => ts(&st, &headers, &flow, span, true).await,
         Format::Mp4 => mp4(&st, &headers, id, std::slice::from_ref(&flow), span).await,
     }
 }
@@ -202,8 +217,9 @@ pub async fn source_download(
     let flows = mp4::source_flows(st.index.as_ref(), id).await?;
     match (format, flows.as_slice()) {
         (Format::Mp4, _) => mp4(&st, &headers, id, &flows, span).await,
-        (Format::Ts, [one]) => ts(&st, &headers, one, span).await,
-        (Format::Ts, _) => Err(ApiError::Unsupported {
+        (Format::Ts, [one]) => ts(&st, &headers, one, span, false).await,
+        (Format::Raw, [one]) => ts(&st, &headers, one, span, true).await,
+        (Format::Ts | Format::Raw, _) => Err(ApiError::Unsupported {
             field: "format".to_owned(),
             message: format!(
                 "source {id} has separate video and audio flows; TS export concatenates one flow's segments, format=mp4 combines them"

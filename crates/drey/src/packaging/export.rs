@@ -49,15 +49,35 @@ pub struct Plan {
     pub discontinuities: Vec<i64>,
 }
 
-/// Plans the MPEG-TS export of `span` of `flow` (whole segments overlapping it).
+/// Plans the MPEG-TS export of `span` of `flow` (whole segments overlapping it), or with
+/// `raw` the export of an uncompressed flow's grains back to back (a raw file).
 pub async fn plan(
     index: &dyn Index,
     flow: &Flow,
     span: TimeRange,
     max_segments: usize,
+    raw: bool,
 ) -> Result<Plan, PackagingError> {
+    let codec = flow.codec.as_ref().map(|c| c.as_str());
     match flow.container.as_ref().map(|c| c.as_str()) {
+        _ if raw => {
+            if codec != Some("video/raw") {
+                return Err(PackagingError::Unsupported {
+                    field: "format",
+                    message: format!(
+                        "raw export concatenates uncompressed grains (codec video/raw); this flow's codec is {}",
+                        codec.unwrap_or("not set")
+                    ),
+                });
+            }
+        }
         Some("video/mp2t") => {}
+        _ if codec == Some("video/raw") => {
+            return Err(PackagingError::Unsupported {
+                field: "format",
+                message: "this flow holds uncompressed grains: export it with format=raw".into(),
+            });
+        }
         other => {
             return Err(PackagingError::Unsupported {
                 field: "container",

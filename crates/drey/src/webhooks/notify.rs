@@ -299,4 +299,29 @@ impl Index for NotifyingIndex {
     async fn forget_webhook(&self, id: &str, meta_key: &str) -> Result<()> {
         self.inner.forget_webhook(id, meta_key).await
     }
+    async fn create_job(
+        &self,
+        id: &str,
+        flow: Id,
+        spec: &str,
+        chunks: i64,
+        now: i64,
+    ) -> Result<(Id, String)> {
+        self.inner.create_job(id, flow, spec, chunks, now).await
+    }
+    async fn claim_job_chunk(
+        &self,
+        id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<i64>> {
+        self.inner.claim_job_chunk(id, owner, now, until).await
+    }
+    async fn finish_job_chunk(&self, id: &str, chunk: i64, owner: &str, now: i64) -> Result<bool> {
+        self.inner.finish_job_chunk(id, chunk, owner, now).await
+    }
+    async fn job_progress(&self, id: &str) -> Result<Option<(i64, i64)>> {
+        self.inner.job_progress(id).await
+    }
 }

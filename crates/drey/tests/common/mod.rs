@@ -90,18 +90,22 @@ impl Drey {
         (ok, err)
     }
 
-    /// As `run_cli`, with standard output too: (success, stdout, stderr).
-    pub fn run_cli_output(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_drey"))
-            .args(args)
+    /// A `drey` subcommand against this instance's store, to spawn.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drey"));
+        c.args(args)
             .arg("--config")
             .arg(self.dir.path().join("drey.toml"))
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .env("DREY_LOG", "warn")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run drey");
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    /// As `run_cli`, with standard output too: (success, stdout, stderr).
+    pub fn run_cli_output(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.cli_command(args).output().expect("run drey");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -729,6 +729,55 @@ async fn check_webhook_outbox(ix: &dyn Index) {
     );
 }
 
+/// Writer jobs: created once (a second create answers the first spec), chunks claimed
+/// once each until their lease expires, finished only by their holder.
+async fn check_jobs(ix: &dyn Index) {
+    let (job, flow) = (Id::new_v4().to_string(), Id::new_v4());
+    let (f, spec) = ix.create_job(&job, flow, "spec-1", 3, 1).await.unwrap();
+    assert_eq!((f, spec.as_str()), (flow, "spec-1"));
+    let (f, spec) = ix
+        .create_job(&job, Id::new_v4(), "spec-2", 9, 2)
+        .await
+        .unwrap();
+    assert_eq!((f, spec.as_str()), (flow, "spec-1"), "the first job stays");
+    assert_eq!(ix.job_progress(&job).await.unwrap(), Some((0, 3)));
+    assert_eq!(
+        ix.claim_job_chunk(&job, "a", 10, 100).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        ix.claim_job_chunk(&job, "b", 10, 100).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        ix.claim_job_chunk(&job, "a", 10, 100).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        ix.claim_job_chunk(&job, "b", 50, 150).await.unwrap(),
+        None,
+        "all leased"
+    );
+    assert!(ix.finish_job_chunk(&job, 0, "a", 20).await.unwrap());
+    assert!(
+        !ix.finish_job_chunk(&job, 1, "a", 20).await.unwrap(),
+        "not a's chunk"
+    );
+    // b died: its chunk is claimed again once the lease passes; b can no longer finish it.
+    assert_eq!(
+        ix.claim_job_chunk(&job, "c", 100, 200).await.unwrap(),
+        Some(1)
+    );
+    assert!(!ix.finish_job_chunk(&job, 1, "b", 120).await.unwrap());
+    assert!(ix.finish_job_chunk(&job, 1, "c", 120).await.unwrap());
+    assert_eq!(ix.job_progress(&job).await.unwrap(), Some((2, 3)));
+    assert_eq!(ix.job_progress("no-such-job").await.unwrap(), None);
+    // Many chunks are made in one statement.
+    let big = Id::new_v4().to_string();
+    ix.create_job(&big, flow, "s", 20_000, 1).await.unwrap();
+    assert_eq!(ix.job_progress(&big).await.unwrap(), Some((0, 20_000)));
+}
+
 async fn sqlite() -> (Arc<dyn Index>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
@@ -775,4 +824,5 @@ conformance! {
     delete_requests: |ix| check_delete_requests(ix.as_ref()).await;
     hls_numbering: |ix| check_hls_numbering(ix.as_ref()).await;
     webhook_outbox: |ix| check_webhook_outbox(ix.as_ref()).await;
+    jobs: |ix| check_jobs(ix.as_ref()).await;
 }

@@ -287,6 +287,36 @@ pub trait Index: Send + Sync + 'static {
     /// Forgets a deleted webhook: its pending deliveries, its lease and its registration
     /// (the `meta` entry `meta_key`), in one transaction.
     async fn forget_webhook(&self, webhook_id: &str, meta_key: &str) -> Result<()>;
+
+    /// Creates a writer job with `chunks` chunks unless it exists; answers the stored
+    /// job's flow id and spec (the caller compares them with its own).
+    async fn create_job(
+        &self,
+        id: &str,
+        flow_id: Id,
+        spec: &str,
+        chunks: i64,
+        now_unix_ns: i64,
+    ) -> Result<(Id, String)>;
+    /// Claims the first chunk of a job that is neither done nor leased by a live writer,
+    /// leasing it to `owner` until `lease_until`.
+    async fn claim_job_chunk(
+        &self,
+        id: &str,
+        owner: &str,
+        now_unix_ns: i64,
+        lease_until_unix_ns: i64,
+    ) -> Result<Option<i64>>;
+    /// Marks a chunk done if `owner` still holds it: false if its lease passed to another.
+    async fn finish_job_chunk(
+        &self,
+        id: &str,
+        chunk: i64,
+        owner: &str,
+        now_unix_ns: i64,
+    ) -> Result<bool>;
+    /// (chunks done, chunks in all) of a job; `None` when there is no such job.
+    async fn job_progress(&self, id: &str) -> Result<Option<(i64, i64)>>;
 }
 
 /// Opens the index named by a database URL and applies migrations.

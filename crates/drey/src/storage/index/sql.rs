@@ -285,7 +285,7 @@ macro_rules! impl_index {
                 let id = flow.id.to_string();
                 let source_id = flow.source_id.to_string();
                 let format = flow.essence.format().urn();
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 let existing = sqlx::query(pick!(
                     $pg,
                     "SELECT version FROM flows WHERE id = $1 FOR UPDATE",
@@ -381,7 +381,7 @@ macro_rules! impl_index {
 
             async fn delete_flow(&self, id: Id) -> Result<bool> {
                 let id = id.to_string();
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 sqlx::query("DELETE FROM flow_collection WHERE parent_id = $1")
                     .bind(&id)
                     .execute(&mut *tx)
@@ -444,7 +444,7 @@ macro_rules! impl_index {
                 now: i64,
             ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
                 let flow = flow_id.to_string();
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 if !stored.is_empty() {
                     let batch: Vec<serde_json::Value> = stored
                         .iter()
@@ -767,7 +767,7 @@ macro_rules! impl_index {
                 let flow = flow_id.to_string();
                 let s = range.start_nanos().unwrap_or(i64::MIN);
                 let e = range.end_nanos().unwrap_or(i64::MAX);
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 let locked: Option<String> = sqlx::query_scalar(pick!(
                     $pg,
                     "SELECT id FROM flows WHERE id = $1 FOR UPDATE",
@@ -850,7 +850,7 @@ macro_rules! impl_index {
                 now: i64,
                 gc_after: i64,
             ) -> Result<()> {
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 let taken: Option<String> = sqlx::query_scalar(pick!(
                     $pg,
                     "SELECT id FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) LIMIT 1",
@@ -926,7 +926,7 @@ macro_rules! impl_index {
             }
 
             async fn claim_gc_candidates(&self, now: i64, limit: usize) -> Result<Vec<ObjectRow>> {
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 let rows = sqlx::query(pick!(
                     $pg,
                     "SELECT * FROM objects WHERE gc_after_unix_ns <= $1 ORDER BY gc_after_unix_ns LIMIT $2 \
@@ -1008,7 +1008,7 @@ macro_rules! impl_index {
             }
 
             async fn claim_delete_request(&self, now: i64, lease_until: i64) -> Result<Option<DeletionRequest>> {
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 let doc: Option<String> = sqlx::query_scalar(pick!(
                     $pg,
                     "SELECT doc FROM delete_requests WHERE status IN ('created', 'started') \
@@ -1036,7 +1036,7 @@ macro_rules! impl_index {
                 if rows.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 for r in rows {
                     sqlx::query(
                         "INSERT INTO webhook_outbox (webhook_id, event_id, body, created_unix_ns)                          VALUES ($1, $2, $3, $4)",
@@ -1103,8 +1103,92 @@ macro_rules! impl_index {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn create_job(&self, id: &str, flow_id: Id, spec: &str, chunks: i64, now: i64) -> Result<(Id, String)> {
+                use sqlx::Row;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
+                let done = sqlx::query(
+                    "INSERT INTO jobs (id, flow_id, spec, chunks, created_unix_ns) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(flow_id.to_string())
+                .bind(spec)
+                .bind(chunks)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    sqlx::query(pick!(
+                        $pg,
+                        "INSERT INTO job_chunks (job_id, chunk) SELECT $1, g FROM generate_series(0::bigint, $2 - 1) AS g",
+                        "WITH RECURSIVE c(x) AS (SELECT 0 WHERE $2 > 0 UNION ALL SELECT x + 1 FROM c WHERE x + 1 < $2) \
+                         INSERT INTO job_chunks (job_id, chunk) SELECT $1, x FROM c"
+                    ))
+                    .bind(id)
+                    .bind(chunks)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let row = sqlx::query("SELECT flow_id, spec FROM jobs WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((parse_id(&row.try_get::<String, _>("flow_id")?)?, row.try_get("spec")?))
+            }
+
+            async fn claim_job_chunk(&self, id: &str, owner: &str, now: i64, lease_until: i64) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar(pick!(
+                    $pg,
+                    "UPDATE job_chunks SET owner = $2, lease_until_unix_ns = $4 WHERE job_id = $1 AND chunk = \
+                     (SELECT chunk FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NULL AND lease_until_unix_ns <= $3 \
+                      ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING chunk",
+                    "UPDATE job_chunks SET owner = $2, lease_until_unix_ns = $4 WHERE job_id = $1 AND chunk = \
+                     (SELECT chunk FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NULL AND lease_until_unix_ns <= $3 \
+                      ORDER BY chunk LIMIT 1) RETURNING chunk"
+                ))
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .bind(lease_until)
+                .fetch_optional(self.write())
+                .await?)
+            }
+
+            async fn finish_job_chunk(&self, id: &str, chunk: i64, owner: &str, now: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE job_chunks SET done_unix_ns = $4 WHERE job_id = $1 AND chunk = $2 AND owner = $3 \
+                     AND done_unix_ns IS NULL",
+                )
+                .bind(id)
+                .bind(chunk)
+                .bind(owner)
+                .bind(now)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn job_progress(&self, id: &str) -> Result<Option<(i64, i64)>> {
+                use sqlx::Row;
+                let total: Option<i64> = sqlx::query_scalar("SELECT chunks FROM jobs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(self.write())
+                    .await?;
+                let Some(total) = total else {
+                    return Ok(None);
+                };
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NOT NULL",
+                )
+                .bind(id)
+                .fetch_one(self.write())
+                .await?;
+                Ok(Some((row.try_get("n")?, total)))
+            }
+
             async fn forget_webhook(&self, webhook_id: &str, meta_key: &str) -> Result<()> {
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 for q in [
                     "DELETE FROM webhook_outbox WHERE webhook_id = $1",
                     "DELETE FROM webhook_leases WHERE webhook_id = $1",

@@ -1,0 +1,515 @@
+//! `drey bench`: Squirrel's tests on any backend. For each frame size and worker count it
+//! measures, in one run with the same object size and parallelism: the raw object-store
+//! PUT and GET rates (no index), then drey writing uncompressed grains (jobs, batched
+//! allocation and registration), reading them back in order (parallel download), and
+//! read-process-write (the renderer: luma inverted into a new flow of the same source).
+//! It prints frames per second, drey's ratio to the raw rate, which of the asked frame
+//! rates each sustains, and with `--price` what one stream costs per hour. Everything it
+//! writes is deleted afterwards.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use drey_core::Id;
+use drey_core::media::raw::{RawFormat, signal_frame};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{FileConfig, StoreArgs, StoreConfig};
+use crate::grains::{FrameSource, JobSpec};
+use crate::packaging::export;
+use crate::storage::index::{Index, SegmentQuery};
+use crate::storage::objects::Objects;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Frame sizes, WIDTHxHEIGHT, comma-separated.
+    #[arg(long, default_value = "1920x1080", value_delimiter = ',')]
+    pub sizes: Vec<String>,
+    /// v210, uyvy, yuv420p or yuv422p.
+    #[arg(long, default_value = "v210")]
+    pub format: String,
+    /// Parallel workers, comma-separated for several configurations.
+    #[arg(long, default_value = "4", value_delimiter = ',')]
+    pub workers: Vec<usize>,
+    /// Frames per measurement.
+    #[arg(long, default_value_t = 200)]
+    pub frames: u64,
+    /// Frame rates to judge (sustained when the measured rate is at least this).
+    #[arg(long, default_value = "25,50,60", value_delimiter = ',')]
+    pub rates: Vec<f64>,
+    /// What to run: write, read, process (comma-separated).
+    #[arg(long, default_value = "write,read,process", value_delimiter = ',')]
+    pub tests: Vec<String>,
+    /// Instance price in dollars per hour, for a cost line per configuration.
+    #[arg(long)]
+    pub price: Option<f64>,
+    /// Print the results as JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Frames from a few pre-made test-signal frames (generation is not what is measured).
+struct Canned(Vec<Bytes>);
+
+impl FrameSource for Canned {
+    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+        let f = &self.0[(n % self.0.len() as u64) as usize];
+        buf.clear();
+        buf.extend_from_slice(f);
+        Ok(())
+    }
+}
+
+/// The renderer's source: grain `n` of another flow, read from the store, luma inverted.
+struct Render {
+    objects: Arc<Objects>,
+    ids: Vec<String>,
+    format: RawFormat,
+    width: u32,
+    height: u32,
+    rt: tokio::runtime::Handle,
+}
+
+impl FrameSource for Render {
+    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+        let id = self
+            .ids
+            .get(n as usize)
+            .with_context(|| format!("no grain {n} to render"))?;
+        let bytes = self.rt.block_on(self.objects.get_bytes(id))?;
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        self.format
+            .map_luma(buf, self.width, self.height, |l| 1023u16.saturating_sub(l));
+        Ok(())
+    }
+}
+
+fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what:>24} {{pos:>6}}/{{len}} [{{wide_bar}}] {{per_sec:>10}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
+}
+
+/// Runs `n` jobs on `workers` tasks; returns frames per second.
+async fn parallel<F, Fut>(n: u64, workers: usize, b: &ProgressBar, f: F) -> anyhow::Result<f64>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let f = Arc::new(f);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (next, f, b) = (next.clone(), f.clone(), b.clone());
+        set.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                f(i).await?;
+                b.inc(1);
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    b.finish_and_clear();
+    Ok(n as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Row {
+    size: String,
+    format: String,
+    frame_bytes: usize,
+    workers: usize,
+    frames: u64,
+    raw_put_fps: f64,
+    raw_get_fps: f64,
+    write_fps: Option<f64>,
+    read_fps: Option<f64>,
+    process_fps: Option<f64>,
+    write_ratio: Option<f64>,
+    read_ratio: Option<f64>,
+    /// Against raw GET+PUT of the same frame, one after the other per worker.
+    process_ratio: Option<f64>,
+}
+
+async fn flow_objects(index: &dyn Index, flow: Id) -> anyhow::Result<Vec<String>> {
+    let rows = index
+        .list_segments(
+            flow,
+            &SegmentQuery {
+                range: drey_core::TimeRange::ETERNITY,
+                object_id: None,
+                reverse: false,
+                after_start_ns: None,
+                limit: usize::MAX / 2,
+            },
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.object_id).collect())
+}
+
+/// Removes a bench flow: its segments and flow row from the index, its objects' bytes.
+async fn remove_flow(index: &dyn Index, objects: &Objects, flow: Id) -> anyhow::Result<()> {
+    let ids = flow_objects(index, flow).await?;
+    loop {
+        let c = index
+            .delete_segments(
+                flow,
+                &drey_core::TimeRange::ETERNITY,
+                None,
+                5000,
+                crate::util::unix_now_ns(),
+            )
+            .await?;
+        if !c.more {
+            break;
+        }
+    }
+    index.delete_flow(flow).await?;
+    futures::stream::iter(ids)
+        .for_each_concurrent(8, |id| async move {
+            let _ = objects.delete(&id).await;
+        })
+        .await;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one(
+    args: &BenchArgs,
+    index: &Arc<dyn Index>,
+    objects: &Arc<Objects>,
+    format: RawFormat,
+    (w, h): (u32, u32),
+    workers: usize,
+) -> anyhow::Result<Row> {
+    let size = format.frame_size(w, h)?;
+    let n = args.frames;
+    let canned: Vec<Bytes> = (0..n.min(8))
+        .map(|i| {
+            let mut b = Vec::new();
+            signal_frame(format, w, h, i, &mut b).map(|()| Bytes::from(b))
+        })
+        .collect::<Result<_, _>>()?;
+    let canned = Arc::new(canned);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut row = Row {
+        size: format!("{w}x{h}"),
+        format: format.name().to_owned(),
+        frame_bytes: size,
+        workers,
+        frames: n,
+        ..Row::default()
+    };
+
+    // The object store alone.
+    let b = bar(args.quiet, n, "raw PUT");
+    row.raw_put_fps = {
+        let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
+        parallel(n, workers, &b, move |i| {
+            let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
+            async move {
+                let f = canned[(i % canned.len() as u64) as usize].clone();
+                objects.put(&format!("bench/{run}/raw/{i:08}"), f).await?;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let b = bar(args.quiet, n, "raw GET");
+    row.raw_get_fps = {
+        let (objects, run) = (objects.clone(), run.clone());
+        parallel(n, workers, &b, move |i| {
+            let (objects, run) = (objects.clone(), run.clone());
+            async move {
+                let got = objects
+                    .get_bytes(&format!("bench/{run}/raw/{i:08}"))
+                    .await?;
+                if got.len() != size {
+                    bail!("raw GET returned {} bytes, not {size}", got.len());
+                }
+                Ok(())
+            }
+        })
+        .await?
+    };
+    futures::stream::iter(0..n)
+        .for_each_concurrent(8, |i| {
+            let (objects, run) = (objects.clone(), run.clone());
+            async move {
+                let _ = objects.delete(&format!("bench/{run}/raw/{i:08}")).await;
+            }
+        })
+        .await;
+
+    // drey: write grains with jobs and batched registration.
+    let rate = "50/1".to_owned();
+    let spec = JobSpec {
+        flow_id: Id::new_v4(),
+        source_id: Id::new_v4(),
+        format: format.name().to_owned(),
+        width: w,
+        height: h,
+        rate: rate.clone(),
+        frames: n,
+        start_ns: drey_core::Timestamp::now_tai().as_nanos(),
+        chunk_frames: 10,
+    };
+    let wants = |t: &str| args.tests.iter().any(|x| x == t);
+    let mut flows = Vec::new();
+    if wants("write") || wants("read") || wants("process") {
+        let job = format!("bench-{run}-w");
+        let spec = crate::grains::prepare(index.as_ref(), &job, &spec, Some("drey bench")).await?;
+        flows.push(spec.flow_id);
+        let b = bar(args.quiet, n, "drey write");
+        let started = Instant::now();
+        let on = {
+            let b = b.clone();
+            Arc::new(move |k: u64| b.inc(k))
+        };
+        let source = Arc::new(Canned(canned.to_vec()));
+        crate::grains::write(
+            index.clone(),
+            objects.clone(),
+            &job,
+            &spec,
+            source,
+            workers,
+            on,
+        )
+        .await?;
+        b.finish_and_clear();
+        let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        row.write_fps = Some(fps);
+        row.write_ratio = Some(fps / row.raw_put_fps);
+
+        if wants("read") {
+            // Parallel download: the grains in order, `workers` fetched ahead.
+            let flow = index
+                .get_flow(spec.flow_id)
+                .await?
+                .context("the bench flow vanished")?
+                .value;
+            let plan = export::plan(
+                index.as_ref(),
+                &flow,
+                drey_core::TimeRange::ETERNITY,
+                usize::MAX / 2,
+                true,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let b = bar(args.quiet, plan.len, "drey read (bytes)");
+            let started = Instant::now();
+            let mut body = export::stream(objects.clone(), &plan, 0..plan.len, workers);
+            let mut got = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                got += chunk.len() as u64;
+                b.set_position(got);
+            }
+            b.finish_and_clear();
+            if got != n * size as u64 {
+                bail!("read {got} bytes back, wrote {}", n * size as u64);
+            }
+            let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            row.read_fps = Some(fps);
+            row.read_ratio = Some(fps / row.raw_get_fps);
+        }
+
+        if wants("process") {
+            // The renderer: each worker reads a grain, inverts its luma and writes it to a
+            // new flow of the same source.
+            let ids = flow_objects(index.as_ref(), spec.flow_id).await?;
+            let out = JobSpec {
+                flow_id: Id::new_v4(),
+                ..spec.clone()
+            };
+            let job = format!("bench-{run}-p");
+            let out = crate::grains::prepare(index.as_ref(), &job, &out, Some("drey bench render"))
+                .await?;
+            flows.push(out.flow_id);
+            let b = bar(args.quiet, n, "drey read-process-write");
+            let started = Instant::now();
+            let on = {
+                let b = b.clone();
+                Arc::new(move |k: u64| b.inc(k))
+            };
+            let source = Arc::new(Render {
+                objects: objects.clone(),
+                ids,
+                format,
+                width: w,
+                height: h,
+                rt: tokio::runtime::Handle::current(),
+            });
+            crate::grains::write(
+                index.clone(),
+                objects.clone(),
+                &job,
+                &out,
+                source,
+                workers,
+                on,
+            )
+            .await?;
+            b.finish_and_clear();
+            let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            row.process_fps = Some(fps);
+            let raw_both = 1.0 / (1.0 / row.raw_get_fps + 1.0 / row.raw_put_fps);
+            row.process_ratio = Some(fps / raw_both);
+        }
+    }
+    for f in flows {
+        remove_flow(index.as_ref(), objects, f).await?;
+    }
+    Ok(row)
+}
+
+fn sustained(fps: Option<f64>, rates: &[f64]) -> String {
+    let Some(fps) = fps else {
+        return "-".into();
+    };
+    let ok: Vec<String> = rates
+        .iter()
+        .filter(|r| fps >= **r)
+        .map(|r| format!("{r}"))
+        .collect();
+    if ok.is_empty() {
+        "none".into()
+    } else {
+        ok.join(",")
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let format = drey_core::media::raw::RawFormat::parse(&args.format)?;
+    let sizes: Vec<(u32, u32)> = args
+        .sizes
+        .iter()
+        .map(|s| {
+            let (w, h) = s
+                .split_once('x')
+                .with_context(|| format!("size {s:?}: WIDTHxHEIGHT"))?;
+            Ok((w.parse()?, h.parse()?))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if args.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    for t in &args.tests {
+        if !matches!(t.as_str(), "write" | "read" | "process") {
+            bail!("--tests: {t:?} is not write, read or process");
+        }
+    }
+    let cfg = FileConfig::load(args.store.config.as_deref())?;
+    let store = StoreConfig::resolve(&args.store, &cfg);
+    let (index, objects) = store.open().await?;
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        writeln!(
+            out,
+            "drey bench: {} ({}), objects {}, {} frames per measurement",
+            crate::config::redact(&store.database),
+            index.kind(),
+            store.objects,
+            args.frames
+        )?;
+        writeln!(
+            out,
+            "{:<10} {:<8} {:>8} {:>3} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>6} | sustains (write / read / process)",
+            "size",
+            "format",
+            "MB/frame",
+            "W",
+            "raw PUT",
+            "write",
+            "ratio",
+            "raw GET",
+            "read",
+            "ratio",
+            "process",
+            "ratio"
+        )?;
+    }
+    drop(out);
+    for &(w, h) in &sizes {
+        for &workers in &args.workers {
+            let row = one(&args, &index, &objects, format, (w, h), workers).await?;
+            let mut out = std::io::stdout().lock();
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string(&row)?)?;
+                continue;
+            }
+            let f = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.1}"));
+            let r = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.2}"));
+            writeln!(
+                out,
+                "{:<10} {:<8} {:>8.2} {:>3} | {:>9.1} {:>9} {:>6} | {:>9.1} {:>9} {:>6} | {:>9} {:>6} | {} / {} / {} fps",
+                row.size,
+                row.format,
+                row.frame_bytes as f64 / 1e6,
+                row.workers,
+                row.raw_put_fps,
+                f(row.write_fps),
+                r(row.write_ratio),
+                row.raw_get_fps,
+                f(row.read_fps),
+                r(row.read_ratio),
+                f(row.process_fps),
+                r(row.process_ratio),
+                sustained(row.write_fps, &args.rates),
+                sustained(row.read_fps, &args.rates),
+                sustained(row.process_fps, &args.rates),
+            )?;
+            if let Some(price) = args.price {
+                for (what, fps) in [
+                    ("write", row.write_fps),
+                    ("read", row.read_fps),
+                    ("process", row.process_fps),
+                ] {
+                    let Some(fps) = fps else { continue };
+                    let per: Vec<String> = args
+                        .rates
+                        .iter()
+                        .map(|rate| {
+                            format!(
+                                "${:.4} per stream-hour at {rate} fps ({:.2} streams per instance)",
+                                price * rate / fps,
+                                fps / rate
+                            )
+                        })
+                        .collect();
+                    writeln!(out, "    cost at ${price}/h, {what}: {}", per.join("; "))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
