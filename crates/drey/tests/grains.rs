@@ -333,3 +333,105 @@ async fn bench_runs_and_cleans_up() {
         "bench flows removed: {flows}"
     );
 }
+
+/// One live stream of frames (`drey signal --listen`), three receiver processes sharing a
+/// job, one killed with -9 mid-stream: the other two store its share from the frames they
+/// hold, and the flow has every frame exactly once, identical to the signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_receivers_one_killed_every_frame_once() {
+    let d = Drey::start_with_config("").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let frames = "300"; // 6 s at 50 fps
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_drey"))
+        .args([
+            "signal",
+            "--listen",
+            &addr,
+            "--wait-clients",
+            "3",
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--format",
+            "uyvy",
+            "--rate",
+            "50",
+            "--frames",
+            frames,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let args = [
+        "ingest",
+        "stream",
+        "--connect",
+        &addr,
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--format",
+        "uyvy",
+        "--rate",
+        "50",
+        "--frames",
+        frames,
+        "--job",
+        "live-job",
+        "--chunk-frames",
+        "5",
+        "--lease-secs",
+        "2",
+        "--quiet",
+    ];
+    let mut receivers: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            d.cli_command(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Two seconds into the stream, one receiver dies.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let mut victim = receivers.remove(0);
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let mut flow = String::new();
+    let mut stored = 0;
+    for r in receivers {
+        let out = r.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "receiver: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["frames_received"], 300, "{v}");
+        assert_eq!(v["chunks_done"], v["chunks"], "{v}");
+        flow = v["flow_id"].as_str().unwrap().to_owned();
+        stored += v["stored_here"].as_u64().unwrap();
+    }
+    assert!(sender.wait().unwrap().success());
+    assert!(stored > 0 && stored <= 300, "{stored}");
+    check_grains(&d, &flow, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = dir.path().join("expected.uyvy");
+    signal(&d, &expected, (640, 360), "uyvy", 300);
+    let back = dir.path().join("back.uyvy");
+    export(&d, &flow, &back);
+    assert!(
+        same_file(&expected, &back),
+        "the stored stream differs from the signal"
+    );
+}

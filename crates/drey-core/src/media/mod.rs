@@ -8,6 +8,7 @@ pub mod flv;
 pub mod fmp4;
 pub mod mp4;
 pub mod raw;
+pub mod rawstream;
 pub mod rtmp;
 pub mod samples;
 pub mod segmenter;

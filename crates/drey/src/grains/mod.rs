@@ -7,6 +7,8 @@
 //! Each chunk is one batched allocation and one batched registration (per-request overhead
 //! would dominate at 25-60 objects per second per flow).
 
+pub mod stream;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -114,6 +116,14 @@ pub fn parse_rate(s: &str) -> anyhow::Result<Rational> {
 pub trait FrameSource: Send + Sync + 'static {
     /// Fills `buf` with frame `n` (blocking: called on a blocking thread).
     fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()>;
+}
+
+/// The chunks a writer may claim (a stream receiver: those whose frames it holds).
+pub trait ClaimWindow: Send + Sync + 'static {
+    /// `first..=last` chunk numbers claimable now; `None` when none yet.
+    fn chunks(&self) -> Option<(i64, i64)>;
+    /// No more frames will come.
+    fn ended(&self) -> bool;
 }
 
 /// Frames of a raw file, read at their offsets.
@@ -228,23 +238,50 @@ pub async fn write(
     writers: usize,
     on_frame: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> anyhow::Result<Arc<WriteStats>> {
+    write_in(
+        index, objects, job_id, spec, source, None, writers, LEASE, on_frame,
+    )
+    .await
+}
+
+/// [`write`], claiming only chunks inside `window` (when given), with chunk leases of
+/// `lease`.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_in(
+    index: Arc<dyn Index>,
+    objects: Arc<Objects>,
+    job_id: &str,
+    spec: &JobSpec,
+    source: Arc<dyn FrameSource>,
+    window: Option<Arc<dyn ClaimWindow>>,
+    writers: usize,
+    lease: Duration,
+    on_frame: Arc<dyn Fn(u64) + Send + Sync>,
+) -> anyhow::Result<Arc<WriteStats>> {
     let stats = Arc::new(WriteStats::default());
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers.max(1) {
-        let (index, objects, source, stats, on_frame) = (
+        let (index, objects, source, stats, on_frame, window) = (
             index.clone(),
             objects.clone(),
             source.clone(),
             stats.clone(),
             on_frame.clone(),
+            window.clone(),
         );
         let (job, spec) = (job_id.to_owned(), spec.clone());
         let owner = format!("w{w}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         tasks.spawn(async move {
-            writer(
-                &*index, &objects, &job, &spec, source, &owner, &stats, &*on_frame,
-            )
-            .await
+            let w = Writer {
+                index: &*index,
+                objects: &objects,
+                job: &job,
+                spec: &spec,
+                owner: &owner,
+                window: window.as_deref(),
+                lease,
+            };
+            w.run(source, &stats, &*on_frame).await
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -253,97 +290,149 @@ pub async fn write(
     Ok(stats)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn writer(
-    index: &dyn Index,
-    objects: &Objects,
-    job: &str,
-    spec: &JobSpec,
-    source: Arc<dyn FrameSource>,
-    owner: &str,
-    stats: &WriteStats,
-    on_frame: &(dyn Fn(u64) + Send + Sync),
-) -> anyhow::Result<()> {
-    let rate = spec.rational()?;
-    let lease = i64::try_from(LEASE.as_nanos())?;
-    loop {
-        let now = unix_now_ns();
-        let Some(chunk) = index.claim_job_chunk(job, owner, now, now + lease).await? else {
-            // Nothing to claim: done, or the rest is leased by live writers (which may
-            // still die: wait and look again).
-            match index.job_progress(job).await? {
-                Some((done, total)) if done < total => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                _ => return Ok(()),
+struct Writer<'a> {
+    index: &'a dyn Index,
+    objects: &'a Objects,
+    job: &'a str,
+    spec: &'a JobSpec,
+    owner: &'a str,
+    window: Option<&'a dyn ClaimWindow>,
+    lease: Duration,
+}
+
+impl Writer<'_> {
+    /// The next chunk to write: `None` when the job is done (or, for a stream receiver,
+    /// when the stream ended and what is left is not held here).
+    async fn next_chunk(&self) -> anyhow::Result<Option<u64>> {
+        let lease = i64::try_from(self.lease.as_nanos())?;
+        loop {
+            let (first, last) = match self.window {
+                None => (0, i64::MAX),
+                Some(w) => match w.chunks() {
+                    Some(r) => r,
+                    None if w.ended() => (0, -1),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+            };
+            let now = unix_now_ns();
+            if first <= last
+                && let Some(c) = self
+                    .index
+                    .claim_job_chunk_in(self.job, self.owner, now, now + lease, first, last)
+                    .await?
+            {
+                return Ok(Some(u64::try_from(c)?));
             }
-        };
-        let chunk = u64::try_from(chunk)?;
-        let first = chunk * spec.chunk_frames;
-        let last = (first + spec.chunk_frames).min(spec.frames);
-        let ids: Vec<String> = (first..last)
-            .map(|n| format!("{}/{job}/{n:010}.{owner}", spec.flow_id))
-            .collect();
-        let now = unix_now_ns();
-        index
-            .allocate_objects(
-                spec.flow_id,
-                &ids,
-                Some("application/octet-stream"),
-                now,
-                now + 3_600_000_000_000,
-            )
-            .await?;
-        let mut stored = Vec::with_capacity(ids.len());
-        let mut rows = Vec::with_capacity(ids.len());
-        for (n, id) in (first..last).zip(&ids) {
-            let src = source.clone();
-            let buf = tokio::task::spawn_blocking(move || {
-                let mut b = Vec::new();
-                src.frame(n, &mut b).map(|()| b)
-            })
-            .await??;
-            let len = objects.put(id, Bytes::from(buf)).await? as i64;
-            stored.push((id.clone(), len));
-            rows.push(SegmentRow {
-                start_ns: grain_start_ns(spec.start_ns, rate, n),
-                end_ns: grain_start_ns(spec.start_ns, rate, n + 1),
-                object_id: id.clone(),
-                init_object_id: None,
-                ts_offset_ns: None,
-                last_duration_ns: None,
-                object_start_ns: None,
-                object_end_ns: None,
-                sample_offset: None,
-                sample_count: None,
-                key_frame_count: Some(1),
-                external_urls: None,
-                seq: 0,
-                disc: 0,
-            });
+            // Nothing to claim here now: done, or the rest is leased by live writers (which
+            // may still die: wait and look again), or (a stream) not received yet.
+            let (done, total) = self.index.job_progress(self.job).await?.unwrap_or((0, 0));
+            if done >= total {
+                return Ok(None);
+            }
+            if let Some(w) = self.window
+                && w.ended()
+                && (first > last
+                    || self.index.pending_job_chunks(self.job, first, last).await? == 0)
+            {
+                // The stream is over and every chunk still to do lies outside what this
+                // receiver holds: others (or nobody) must store it.
+                tracing::warn!(
+                    job = self.job,
+                    left = total - done,
+                    "the stream ended; the chunks left are not held by this receiver"
+                );
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(if self.window.is_some() {
+                100
+            } else {
+                500
+            }))
+            .await;
         }
-        let results = index
-            .register_stored_segments(spec.flow_id, &stored, &rows, unix_now_ns())
-            .await?;
-        for ((id, len), r) in stored.iter().zip(&results) {
-            match r {
-                Ok(()) => {
-                    stats.stored.fetch_add(1, Ordering::Relaxed);
-                    stats.bytes.fetch_add(*len as u64, Ordering::Relaxed);
-                    on_frame(1);
-                }
-                Err(e) => {
-                    // Another writer stored this frame first (its chunk's lease passed to
-                    // us while it was still at work): ours is surplus, referenced by no
-                    // segment, and garbage collection removes it.
-                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(object = %id, reason = ?e, "frame already stored by another writer");
+    }
+
+    async fn run(
+        &self,
+        source: Arc<dyn FrameSource>,
+        stats: &WriteStats,
+        on_frame: &(dyn Fn(u64) + Send + Sync),
+    ) -> anyhow::Result<()> {
+        let (index, objects, job, spec, owner) =
+            (self.index, self.objects, self.job, self.spec, self.owner);
+        let rate = spec.rational()?;
+        loop {
+            let Some(chunk) = self.next_chunk().await? else {
+                return Ok(());
+            };
+            let first = chunk * spec.chunk_frames;
+            let last = (first + spec.chunk_frames).min(spec.frames);
+            let ids: Vec<String> = (first..last)
+                .map(|n| format!("{}/{job}/{n:010}.{owner}", spec.flow_id))
+                .collect();
+            let now = unix_now_ns();
+            index
+                .allocate_objects(
+                    spec.flow_id,
+                    &ids,
+                    Some("application/octet-stream"),
+                    now,
+                    now + 3_600_000_000_000,
+                )
+                .await?;
+            let mut stored = Vec::with_capacity(ids.len());
+            let mut rows = Vec::with_capacity(ids.len());
+            for (n, id) in (first..last).zip(&ids) {
+                let src = source.clone();
+                let buf = tokio::task::spawn_blocking(move || {
+                    let mut b = Vec::new();
+                    src.frame(n, &mut b).map(|()| b)
+                })
+                .await??;
+                let len = objects.put(id, Bytes::from(buf)).await? as i64;
+                stored.push((id.clone(), len));
+                rows.push(SegmentRow {
+                    start_ns: grain_start_ns(spec.start_ns, rate, n),
+                    end_ns: grain_start_ns(spec.start_ns, rate, n + 1),
+                    object_id: id.clone(),
+                    init_object_id: None,
+                    ts_offset_ns: None,
+                    last_duration_ns: None,
+                    object_start_ns: None,
+                    object_end_ns: None,
+                    sample_offset: None,
+                    sample_count: None,
+                    key_frame_count: Some(1),
+                    external_urls: None,
+                    seq: 0,
+                    disc: 0,
+                });
+            }
+            let results = index
+                .register_stored_segments(spec.flow_id, &stored, &rows, unix_now_ns())
+                .await?;
+            for ((id, len), r) in stored.iter().zip(&results) {
+                match r {
+                    Ok(()) => {
+                        stats.stored.fetch_add(1, Ordering::Relaxed);
+                        stats.bytes.fetch_add(*len as u64, Ordering::Relaxed);
+                        on_frame(1);
+                    }
+                    Err(e) => {
+                        // Another writer stored this frame first (its chunk's lease passed to
+                        // us while it was still at work): ours is surplus, referenced by no
+                        // segment, and garbage collection removes it.
+                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(object = %id, reason = ?e, "frame already stored by another writer");
+                    }
                 }
             }
+            index
+                .finish_job_chunk(job, i64::try_from(chunk)?, owner, unix_now_ns())
+                .await?;
         }
-        index
-            .finish_job_chunk(job, i64::try_from(chunk)?, owner, unix_now_ns())
-            .await?;
     }
 }

@@ -309,14 +309,22 @@ impl Index for NotifyingIndex {
     ) -> Result<(Id, String)> {
         self.inner.create_job(id, flow, spec, chunks, now).await
     }
-    async fn claim_job_chunk(
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_job_chunk_in(
         &self,
         id: &str,
         owner: &str,
         now: i64,
         until: i64,
+        first: i64,
+        last: i64,
     ) -> Result<Option<i64>> {
-        self.inner.claim_job_chunk(id, owner, now, until).await
+        self.inner
+            .claim_job_chunk_in(id, owner, now, until, first, last)
+            .await
+    }
+    async fn pending_job_chunks(&self, id: &str, first: i64, last: i64) -> Result<i64> {
+        self.inner.pending_job_chunks(id, first, last).await
     }
     async fn finish_job_chunk(&self, id: &str, chunk: i64, owner: &str, now: i64) -> Result<bool> {
         self.inner.finish_job_chunk(id, chunk, owner, now).await

@@ -772,6 +772,20 @@ async fn check_jobs(ix: &dyn Index) {
     assert!(ix.finish_job_chunk(&job, 1, "c", 120).await.unwrap());
     assert_eq!(ix.job_progress(&job).await.unwrap(), Some((2, 3)));
     assert_eq!(ix.job_progress("no-such-job").await.unwrap(), None);
+    // Ranged claims (a stream receiver's window) and pending counts.
+    assert_eq!(ix.pending_job_chunks(&job, 0, 2).await.unwrap(), 1);
+    assert_eq!(
+        ix.claim_job_chunk_in(&job, "d", 300, 400, 0, 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        ix.claim_job_chunk_in(&job, "d", 300, 400, 2, 2)
+            .await
+            .unwrap(),
+        Some(2)
+    );
     // Many chunks are made in one statement.
     let big = Id::new_v4().to_string();
     ix.create_job(&big, flow, "s", 20_000, 1).await.unwrap();

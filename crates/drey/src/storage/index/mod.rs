@@ -306,7 +306,23 @@ pub trait Index: Send + Sync + 'static {
         owner: &str,
         now_unix_ns: i64,
         lease_until_unix_ns: i64,
+    ) -> Result<Option<i64>> {
+        self.claim_job_chunk_in(id, owner, now_unix_ns, lease_until_unix_ns, 0, i64::MAX)
+            .await
+    }
+    /// [`Index::claim_job_chunk`] among chunks `first..=last` (those a stream receiver
+    /// holds the frames of).
+    async fn claim_job_chunk_in(
+        &self,
+        id: &str,
+        owner: &str,
+        now_unix_ns: i64,
+        lease_until_unix_ns: i64,
+        first: i64,
+        last: i64,
     ) -> Result<Option<i64>>;
+    /// Chunks of `first..=last` not done yet (leased or not).
+    async fn pending_job_chunks(&self, id: &str, first: i64, last: i64) -> Result<i64>;
     /// Marks a chunk done if `owner` still holds it: false if its lease passed to another.
     async fn finish_job_chunk(
         &self,

@@ -1137,21 +1137,35 @@ macro_rules! impl_index {
                 Ok((parse_id(&row.try_get::<String, _>("flow_id")?)?, row.try_get("spec")?))
             }
 
-            async fn claim_job_chunk(&self, id: &str, owner: &str, now: i64, lease_until: i64) -> Result<Option<i64>> {
+            async fn claim_job_chunk_in(&self, id: &str, owner: &str, now: i64, lease_until: i64, first: i64, last: i64) -> Result<Option<i64>> {
                 Ok(sqlx::query_scalar(pick!(
                     $pg,
                     "UPDATE job_chunks SET owner = $2, lease_until_unix_ns = $4 WHERE job_id = $1 AND chunk = \
                      (SELECT chunk FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NULL AND lease_until_unix_ns <= $3 \
-                      ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING chunk",
+                      AND chunk BETWEEN $5 AND $6 ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING chunk",
                     "UPDATE job_chunks SET owner = $2, lease_until_unix_ns = $4 WHERE job_id = $1 AND chunk = \
                      (SELECT chunk FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NULL AND lease_until_unix_ns <= $3 \
-                      ORDER BY chunk LIMIT 1) RETURNING chunk"
+                      AND chunk BETWEEN $5 AND $6 ORDER BY chunk LIMIT 1) RETURNING chunk"
                 ))
                 .bind(id)
                 .bind(owner)
                 .bind(now)
                 .bind(lease_until)
+                .bind(first)
+                .bind(last)
                 .fetch_optional(self.write())
+                .await?)
+            }
+
+            async fn pending_job_chunks(&self, id: &str, first: i64, last: i64) -> Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NULL \
+                     AND chunk BETWEEN $2 AND $3",
+                )
+                .bind(id)
+                .bind(first)
+                .bind(last)
+                .fetch_one(self.write())
                 .await?)
             }
 
