@@ -96,7 +96,7 @@ paxos min wait = 0.01
 [osd]
 osd data = $DIR/osd/\$name
 osd objectstore = memstore
-memstore device bytes = 4294967296
+memstore device bytes = 8589934592
 osd memory target = 939524096
 [client.rgw.drey]
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT

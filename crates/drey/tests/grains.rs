@@ -151,6 +151,16 @@ async fn four_writers_bit_identical(backend: Backend, size: (u32, u32), frames: 
         same_file(&input, &over_http),
         "format=raw over HTTP differs"
     );
+    // Give the space back (the test S3 server keeps objects in memory): delete the flow
+    // and collect its objects.
+    let r = reqwest::Client::new()
+        .delete(d.url(&format!("/flows/{flow}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (ok, err) = d.run_cli(&["gc"]);
+    assert!(ok, "drey gc: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

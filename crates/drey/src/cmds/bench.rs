@@ -36,15 +36,25 @@ pub struct BenchArgs {
     /// Parallel workers, comma-separated for several configurations.
     #[arg(long, default_value = "4", value_delimiter = ',')]
     pub workers: Vec<usize>,
-    /// Frames per measurement.
-    #[arg(long, default_value_t = 200)]
+    /// Frames per measurement (split over the rounds).
+    #[arg(long, default_value_t = 600)]
     pub frames: u64,
+    /// Rounds: each runs every measurement once on its share of the frames, so raw and
+    /// drey figures are taken side by side and a drift of the machine (page-cache
+    /// writeback, a noisy neighbour) hits both alike.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u64,
     /// Frame rates to judge (sustained when the measured rate is at least this).
     #[arg(long, default_value = "25,50,60", value_delimiter = ',')]
     pub rates: Vec<f64>,
     /// What to run: write, read, process (comma-separated).
     #[arg(long, default_value = "write,read,process", value_delimiter = ',')]
     pub tests: Vec<String>,
+    /// Frames per writer chunk (one claim, one batched allocation and registration).
+    /// Rounds should hold many chunks per worker: with few, the last ones leave workers
+    /// idle, which is not what is being measured.
+    #[arg(long, default_value_t = 10)]
+    pub chunk_frames: u64,
     /// Instance price in dollars per hour, for a cost line per configuration.
     #[arg(long)]
     pub price: Option<f64>,
@@ -62,11 +72,8 @@ pub struct BenchArgs {
 struct Canned(Vec<Bytes>);
 
 impl FrameSource for Canned {
-    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
-        let f = &self.0[(n % self.0.len() as u64) as usize];
-        buf.clear();
-        buf.extend_from_slice(f);
-        Ok(())
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
+        Ok(self.0[(n % self.0.len() as u64) as usize].clone())
     }
 }
 
@@ -81,17 +88,18 @@ struct Render {
 }
 
 impl FrameSource for Render {
-    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
         let id = self
             .ids
             .get(n as usize)
             .with_context(|| format!("no grain {n} to render"))?;
         let bytes = self.rt.block_on(self.objects.get_bytes(id))?;
-        buf.clear();
-        buf.extend_from_slice(&bytes);
+        let mut buf = Vec::from(bytes);
         self.format
-            .map_luma(buf, self.width, self.height, |l| 1023u16.saturating_sub(l));
-        Ok(())
+            .map_luma(&mut buf, self.width, self.height, |l| {
+                1023u16.saturating_sub(l)
+            });
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -200,17 +208,60 @@ async fn remove_flow(index: &dyn Index, objects: &Objects, flow: Id) -> anyhow::
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Every measurement of one configuration, `rounds` times on a share of the frames each;
+/// rates are total frames over total time.
 async fn one(
+    args: &BenchArgs,
+    index: &Arc<dyn Index>,
+    objects: &Arc<Objects>,
+    format: RawFormat,
+    size: (u32, u32),
+    workers: usize,
+) -> anyhow::Result<Row> {
+    let rounds = args.rounds.clamp(1, args.frames);
+    let mut rows = Vec::new();
+    for r in 0..rounds {
+        let n = args.frames / rounds + u64::from(r < args.frames % rounds);
+        rows.push(round(args, index, objects, format, size, workers, n, r).await?);
+    }
+    let total: u64 = rows.iter().map(|r| r.frames).sum();
+    // Frames over the summed time of each round's measurement.
+    let rate = |f: &dyn Fn(&Row) -> Option<f64>| -> Option<f64> {
+        let mut secs = 0.0;
+        for r in &rows {
+            secs += r.frames as f64 / f(r)?;
+        }
+        Some(total as f64 / secs)
+    };
+    let mut row = Row {
+        frames: total,
+        raw_put_fps: rate(&|r| Some(r.raw_put_fps)).unwrap_or(0.0),
+        raw_get_fps: rate(&|r| Some(r.raw_get_fps)).unwrap_or(0.0),
+        write_fps: rate(&|r| r.write_fps),
+        read_fps: rate(&|r| r.read_fps),
+        process_fps: rate(&|r| r.process_fps),
+        ..std::mem::take(&mut rows[0])
+    };
+    row.write_ratio = row.write_fps.map(|f| f / row.raw_put_fps);
+    row.read_ratio = row.read_fps.map(|f| f / row.raw_get_fps);
+    row.process_ratio = row
+        .process_fps
+        .map(|f| f / (1.0 / (1.0 / row.raw_get_fps + 1.0 / row.raw_put_fps)));
+    Ok(row)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn round(
     args: &BenchArgs,
     index: &Arc<dyn Index>,
     objects: &Arc<Objects>,
     format: RawFormat,
     (w, h): (u32, u32),
     workers: usize,
+    n: u64,
+    index_of_round: u64,
 ) -> anyhow::Result<Row> {
     let size = format.frame_size(w, h)?;
-    let n = args.frames;
     let canned: Vec<Bytes> = (0..n.min(8))
         .map(|i| {
             let mut b = Vec::new();
@@ -228,45 +279,13 @@ async fn one(
         ..Row::default()
     };
 
-    // The object store alone.
-    let b = bar(args.quiet, n, "raw PUT");
-    row.raw_put_fps = {
-        let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
-        parallel(n, workers, &b, move |i| {
-            let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
-            async move {
-                let f = canned[(i % canned.len() as u64) as usize].clone();
-                objects.put(&format!("bench/{run}/raw/{i:08}"), f).await?;
-                Ok(())
-            }
-        })
-        .await?
-    };
-    let b = bar(args.quiet, n, "raw GET");
-    row.raw_get_fps = {
-        let (objects, run) = (objects.clone(), run.clone());
-        parallel(n, workers, &b, move |i| {
-            let (objects, run) = (objects.clone(), run.clone());
-            async move {
-                let got = objects
-                    .get_bytes(&format!("bench/{run}/raw/{i:08}"))
-                    .await?;
-                if got.len() != size {
-                    bail!("raw GET returned {} bytes, not {size}", got.len());
-                }
-                Ok(())
-            }
-        })
-        .await?
-    };
-    futures::stream::iter(0..n)
-        .for_each_concurrent(8, |i| {
-            let (objects, run) = (objects.clone(), run.clone());
-            async move {
-                let _ = objects.delete(&format!("bench/{run}/raw/{i:08}")).await;
-            }
-        })
-        .await;
+    // Raw and drey take turns going first, round by round: whoever writes second may pay
+    // for the first one's page-cache writeback.
+    let drey_first = index_of_round % 2 == 1;
+    if !drey_first {
+        (row.raw_put_fps, row.raw_get_fps) =
+            raw_phase(args, objects, &canned, &run, n, workers, size).await?;
+    }
 
     // drey: write grains with jobs and batched registration.
     let rate = "50/1".to_owned();
@@ -279,7 +298,7 @@ async fn one(
         rate: rate.clone(),
         frames: n,
         start_ns: drey_core::Timestamp::now_tai().as_nanos(),
-        chunk_frames: 10,
+        chunk_frames: args.chunk_frames.max(1),
     };
     let wants = |t: &str| args.tests.iter().any(|x| x == t);
     let mut flows = Vec::new();
@@ -389,7 +408,64 @@ async fn one(
     for f in flows {
         remove_flow(index.as_ref(), objects, f).await?;
     }
+    if drey_first {
+        (row.raw_put_fps, row.raw_get_fps) =
+            raw_phase(args, objects, &canned, &run, n, workers, size).await?;
+    }
     Ok(row)
+}
+
+/// The object store alone: PUT `n` frame-sized objects, GET them back, delete them.
+async fn raw_phase(
+    args: &BenchArgs,
+    objects: &Arc<Objects>,
+    canned: &Arc<Vec<Bytes>>,
+    run: &str,
+    n: u64,
+    workers: usize,
+    size: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let (canned, run) = (canned.clone(), run.to_owned());
+    let b = bar(args.quiet, n, "raw PUT");
+    let put = {
+        let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
+        parallel(n, workers, &b, move |i| {
+            let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
+            async move {
+                let f = canned[(i % canned.len() as u64) as usize].clone();
+                objects.put(&format!("bench/{run}/raw/{i:08}"), f).await?;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let b = bar(args.quiet, n, "raw GET");
+    let get = {
+        let (objects, run) = (objects.clone(), run.clone());
+        parallel(n, workers, &b, move |i| {
+            let (objects, run) = (objects.clone(), run.clone());
+            async move {
+                let got = objects
+                    .get_bytes(&format!("bench/{run}/raw/{i:08}"))
+                    .await?;
+                if got.len() != size {
+                    bail!("raw GET returned {} bytes, not {size}", got.len());
+                }
+                Ok(())
+            }
+        })
+        .await?
+    };
+    futures::stream::iter(0..n)
+        .for_each_concurrent(8, |i| {
+            let (objects, run) = (objects.clone(), run.clone());
+            async move {
+                let _ = objects.delete(&format!("bench/{run}/raw/{i:08}")).await;
+            }
+        })
+        .await;
+
+    Ok((put, get))
 }
 
 fn sustained(fps: Option<f64>, rates: &[f64]) -> String {
@@ -435,11 +511,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !args.json {
         writeln!(
             out,
-            "drey bench: {} ({}), objects {}, {} frames per measurement",
+            "drey bench: {} ({}), objects {}, {} frames per measurement in {} rounds",
             crate::config::redact(&store.database),
             index.kind(),
             store.objects,
-            args.frames
+            args.frames,
+            args.rounds.clamp(1, args.frames)
         )?;
         writeln!(
             out,

@@ -114,8 +114,9 @@ pub fn parse_rate(s: &str) -> anyhow::Result<Rational> {
 
 /// Where a writer gets frame `n`'s bytes.
 pub trait FrameSource: Send + Sync + 'static {
-    /// Fills `buf` with frame `n` (blocking: called on a blocking thread).
-    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()>;
+    /// Frame `n`'s bytes (blocking: called on a blocking thread). Sources that hold
+    /// frames in memory hand them out without a copy.
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes>;
 }
 
 /// The chunks a writer may claim (a stream receiver: those whose frames it holds).
@@ -133,13 +134,13 @@ pub struct FileSource {
 }
 
 impl FrameSource for FileSource {
-    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
         use std::os::unix::fs::FileExt;
-        buf.resize(self.frame_size, 0);
+        let mut buf = vec![0u8; self.frame_size];
         self.file
-            .read_exact_at(buf, n * self.frame_size as u64)
+            .read_exact_at(&mut buf, n * self.frame_size as u64)
             .with_context(|| format!("reading frame {n}"))?;
-        Ok(())
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -151,14 +152,10 @@ pub struct SignalSource {
 }
 
 impl FrameSource for SignalSource {
-    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
-        Ok(drey_core::media::raw::signal_frame(
-            self.format,
-            self.width,
-            self.height,
-            n,
-            buf,
-        )?)
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
+        let mut buf = Vec::new();
+        drey_core::media::raw::signal_frame(self.format, self.width, self.height, n, &mut buf)?;
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -259,15 +256,19 @@ pub async fn write_in(
     on_frame: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> anyhow::Result<Arc<WriteStats>> {
     let stats = Arc::new(WriteStats::default());
+    // A writer with nothing to claim waits for a sibling to finish a chunk (then the job
+    // may be done) or, for writers elsewhere that may die, a while.
+    let progress = Arc::new(tokio::sync::Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers.max(1) {
-        let (index, objects, source, stats, on_frame, window) = (
+        let (index, objects, source, stats, on_frame, window, progress) = (
             index.clone(),
             objects.clone(),
             source.clone(),
             stats.clone(),
             on_frame.clone(),
             window.clone(),
+            progress.clone(),
         );
         let (job, spec) = (job_id.to_owned(), spec.clone());
         let owner = format!("w{w}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -280,6 +281,7 @@ pub async fn write_in(
                 owner: &owner,
                 window: window.as_deref(),
                 lease,
+                progress: &progress,
             };
             w.run(source, &stats, &*on_frame).await
         });
@@ -298,141 +300,201 @@ struct Writer<'a> {
     owner: &'a str,
     window: Option<&'a dyn ClaimWindow>,
     lease: Duration,
+    progress: &'a tokio::sync::Notify,
+}
+
+/// What a writer holds between writing a chunk's frames and registering them.
+struct Written {
+    chunk: u64,
+    stored: Vec<(String, i64)>,
+    rows: Vec<SegmentRow>,
 }
 
 impl Writer<'_> {
-    /// The next chunk to write: `None` when the job is done (or, for a stream receiver,
-    /// when the stream ended and what is left is not held here).
-    async fn next_chunk(&self) -> anyhow::Result<Option<u64>> {
+    /// The chunks this writer may claim now: `None` while a stream receiver holds none.
+    fn range(&self) -> Option<(i64, i64)> {
+        match self.window {
+            None => Some((0, i64::MAX)),
+            Some(w) => w.chunks(),
+        }
+    }
+
+    /// One attempt at claiming a chunk.
+    async fn try_claim(&self) -> anyhow::Result<Option<u64>> {
+        let Some((first, last)) = self.range() else {
+            return Ok(None);
+        };
         let lease = i64::try_from(self.lease.as_nanos())?;
-        loop {
-            let (first, last) = match self.window {
-                None => (0, i64::MAX),
-                Some(w) => match w.chunks() {
-                    Some(r) => r,
-                    None if w.ended() => (0, -1),
-                    None => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                },
+        let now = unix_now_ns();
+        if first > last {
+            return Ok(None);
+        }
+        Ok(self
+            .index
+            .claim_job_chunk_in(self.job, self.owner, now, now + lease, first, last)
+            .await?
+            .map(u64::try_from)
+            .transpose()?)
+    }
+
+    /// Nothing to claim: true when the job is done (or, for a stream receiver, when the
+    /// stream ended and what is left is not held here); otherwise waits a little (for a
+    /// sibling's progress, writers elsewhere that may die, or frames still to come).
+    async fn idle(&self) -> anyhow::Result<bool> {
+        let (done, total) = self.index.job_progress(self.job).await?.unwrap_or((0, 0));
+        if done >= total {
+            return Ok(true);
+        }
+        if let Some(w) = self.window
+            && w.ended()
+        {
+            let left_here = match self.range() {
+                Some((first, last)) if first <= last => {
+                    self.index.pending_job_chunks(self.job, first, last).await?
+                }
+                _ => 0,
             };
-            let now = unix_now_ns();
-            if first <= last
-                && let Some(c) = self
-                    .index
-                    .claim_job_chunk_in(self.job, self.owner, now, now + lease, first, last)
-                    .await?
-            {
-                return Ok(Some(u64::try_from(c)?));
-            }
-            // Nothing to claim here now: done, or the rest is leased by live writers (which
-            // may still die: wait and look again), or (a stream) not received yet.
-            let (done, total) = self.index.job_progress(self.job).await?.unwrap_or((0, 0));
-            if done >= total {
-                return Ok(None);
-            }
-            if let Some(w) = self.window
-                && w.ended()
-                && (first > last
-                    || self.index.pending_job_chunks(self.job, first, last).await? == 0)
-            {
-                // The stream is over and every chunk still to do lies outside what this
-                // receiver holds: others (or nobody) must store it.
+            if left_here == 0 {
+                // Every chunk still to do lies outside what this receiver holds: others
+                // (or nobody) must store it.
                 tracing::warn!(
                     job = self.job,
                     left = total - done,
                     "the stream ended; the chunks left are not held by this receiver"
                 );
-                return Ok(None);
+                return Ok(true);
             }
-            tokio::time::sleep(Duration::from_millis(if self.window.is_some() {
-                100
-            } else {
-                500
-            }))
-            .await;
         }
+        let wait = Duration::from_millis(if self.window.is_some() { 50 } else { 500 });
+        tokio::select! {
+            _ = self.progress.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        Ok(false)
     }
 
+    /// Allocates a chunk's objects and PUTs its frames.
+    async fn put_chunk(
+        &self,
+        chunk: u64,
+        source: &Arc<dyn FrameSource>,
+    ) -> anyhow::Result<Written> {
+        let (spec, job, owner) = (self.spec, self.job, self.owner);
+        let rate = spec.rational()?;
+        let first = chunk * spec.chunk_frames;
+        let last = (first + spec.chunk_frames).min(spec.frames);
+        let ids: Vec<String> = (first..last)
+            .map(|n| format!("{}/{job}/{n:010}.{owner}", spec.flow_id))
+            .collect();
+        let now = unix_now_ns();
+        self.index
+            .allocate_objects(
+                spec.flow_id,
+                &ids,
+                Some("application/octet-stream"),
+                now,
+                now + 3_600_000_000_000,
+            )
+            .await?;
+        let mut stored = Vec::with_capacity(ids.len());
+        let mut rows = Vec::with_capacity(ids.len());
+        for (n, id) in (first..last).zip(&ids) {
+            let src = source.clone();
+            let buf = tokio::task::spawn_blocking(move || src.frame(n)).await??;
+            let len = self.objects.put(id, buf).await? as i64;
+            stored.push((id.clone(), len));
+            rows.push(SegmentRow {
+                start_ns: grain_start_ns(spec.start_ns, rate, n),
+                end_ns: grain_start_ns(spec.start_ns, rate, n + 1),
+                object_id: id.clone(),
+                init_object_id: None,
+                ts_offset_ns: None,
+                last_duration_ns: None,
+                object_start_ns: None,
+                object_end_ns: None,
+                sample_offset: None,
+                sample_count: None,
+                key_frame_count: Some(1),
+                external_urls: None,
+                seq: 0,
+                disc: 0,
+            });
+        }
+        Ok(Written {
+            chunk,
+            stored,
+            rows,
+        })
+    }
+
+    /// Registers a written chunk's segments in one transaction and marks it done.
+    async fn register(
+        &self,
+        w: Written,
+        stats: &WriteStats,
+        on_frame: &(dyn Fn(u64) + Send + Sync),
+    ) -> anyhow::Result<()> {
+        let results = self
+            .index
+            .register_stored_segments(self.spec.flow_id, &w.stored, &w.rows, unix_now_ns())
+            .await?;
+        for ((id, len), r) in w.stored.iter().zip(&results) {
+            match r {
+                Ok(()) => {
+                    stats.stored.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes.fetch_add(*len as u64, Ordering::Relaxed);
+                    on_frame(1);
+                }
+                Err(e) => {
+                    // Another writer stored this frame first (its chunk's lease passed to
+                    // us while it was still at work): ours is surplus, referenced by no
+                    // segment, and garbage collection removes it.
+                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(object = %id, reason = ?e, "frame already stored by another writer");
+                }
+            }
+        }
+        self.index
+            .finish_job_chunk(self.job, i64::try_from(w.chunk)?, self.owner, unix_now_ns())
+            .await?;
+        self.progress.notify_waiters();
+        Ok(())
+    }
+
+    /// Claims, writes and registers chunks until the job is done. A chunk's registration
+    /// runs while the next chunk's frames are written, so index round trips do not stall
+    /// the uploads.
     async fn run(
         &self,
         source: Arc<dyn FrameSource>,
         stats: &WriteStats,
         on_frame: &(dyn Fn(u64) + Send + Sync),
     ) -> anyhow::Result<()> {
-        let (index, objects, job, spec, owner) =
-            (self.index, self.objects, self.job, self.spec, self.owner);
-        let rate = spec.rational()?;
+        let mut pending: Option<Written> = None;
         loop {
-            let Some(chunk) = self.next_chunk().await? else {
-                return Ok(());
-            };
-            let first = chunk * spec.chunk_frames;
-            let last = (first + spec.chunk_frames).min(spec.frames);
-            let ids: Vec<String> = (first..last)
-                .map(|n| format!("{}/{job}/{n:010}.{owner}", spec.flow_id))
-                .collect();
-            let now = unix_now_ns();
-            index
-                .allocate_objects(
-                    spec.flow_id,
-                    &ids,
-                    Some("application/octet-stream"),
-                    now,
-                    now + 3_600_000_000_000,
-                )
-                .await?;
-            let mut stored = Vec::with_capacity(ids.len());
-            let mut rows = Vec::with_capacity(ids.len());
-            for (n, id) in (first..last).zip(&ids) {
-                let src = source.clone();
-                let buf = tokio::task::spawn_blocking(move || {
-                    let mut b = Vec::new();
-                    src.frame(n, &mut b).map(|()| b)
-                })
-                .await??;
-                let len = objects.put(id, Bytes::from(buf)).await? as i64;
-                stored.push((id.clone(), len));
-                rows.push(SegmentRow {
-                    start_ns: grain_start_ns(spec.start_ns, rate, n),
-                    end_ns: grain_start_ns(spec.start_ns, rate, n + 1),
-                    object_id: id.clone(),
-                    init_object_id: None,
-                    ts_offset_ns: None,
-                    last_duration_ns: None,
-                    object_start_ns: None,
-                    object_end_ns: None,
-                    sample_offset: None,
-                    sample_count: None,
-                    key_frame_count: Some(1),
-                    external_urls: None,
-                    seq: 0,
-                    disc: 0,
-                });
-            }
-            let results = index
-                .register_stored_segments(spec.flow_id, &stored, &rows, unix_now_ns())
-                .await?;
-            for ((id, len), r) in stored.iter().zip(&results) {
-                match r {
-                    Ok(()) => {
-                        stats.stored.fetch_add(1, Ordering::Relaxed);
-                        stats.bytes.fetch_add(*len as u64, Ordering::Relaxed);
-                        on_frame(1);
+            match self.try_claim().await? {
+                Some(chunk) => {
+                    let prev = pending.take();
+                    let reg = async {
+                        match prev {
+                            Some(w) => self.register(w, stats, on_frame).await,
+                            None => Ok(()),
+                        }
+                    };
+                    let (registered, written) = tokio::join!(reg, self.put_chunk(chunk, &source));
+                    registered?;
+                    pending = Some(written?);
+                }
+                None => {
+                    if let Some(w) = pending.take() {
+                        self.register(w, stats, on_frame).await?;
+                        continue;
                     }
-                    Err(e) => {
-                        // Another writer stored this frame first (its chunk's lease passed to
-                        // us while it was still at work): ours is surplus, referenced by no
-                        // segment, and garbage collection removes it.
-                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(object = %id, reason = ?e, "frame already stored by another writer");
+                    if self.idle().await? {
+                        return Ok(());
                     }
                 }
             }
-            index
-                .finish_job_chunk(job, i64::try_from(chunk)?, owner, unix_now_ns())
-                .await?;
         }
     }
 }

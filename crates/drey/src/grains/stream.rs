@@ -52,17 +52,14 @@ impl Received {
 }
 
 impl FrameSource for Received {
-    fn frame(&self, n: u64, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
         let f = self
             .frames
             .lock()
             .map_err(|_| anyhow::anyhow!("frame buffer poisoned"))?;
-        let b = f
-            .get(&n)
-            .with_context(|| format!("frame {n} is not (or no longer) held here"))?;
-        buf.clear();
-        buf.extend_from_slice(b);
-        Ok(())
+        f.get(&n)
+            .cloned()
+            .with_context(|| format!("frame {n} is not (or no longer) held here"))
     }
 }
 

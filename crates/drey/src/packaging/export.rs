@@ -154,6 +154,15 @@ pub async fn plan(
 
 /// The pieces of objects that make up `range` of the file: (object id, range in it).
 pub fn pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>)> {
+    sized_pieces(plan, range)
+        .into_iter()
+        .map(|(id, r, _)| (id, r))
+        .collect()
+}
+
+/// [`pieces`], each with its object's size (a piece that is a whole object is fetched
+/// with a plain GET: some stores serve ranged reads slower).
+fn sized_pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>, u64)> {
     // Parts are in offset order: find the first one that ends after range.start.
     let start = plan
         .parts
@@ -165,7 +174,7 @@ pub fn pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>)> {
         .map(|p| {
             let a = range.start.max(p.offset) - p.offset;
             let b = range.end.min(p.offset + p.size) - p.offset;
-            (p.object_id.clone(), a..b)
+            (p.object_id.clone(), a..b, p.size)
         })
         .collect()
 }
@@ -181,13 +190,25 @@ pub fn stream(
     range: Range<u64>,
     read_ahead: usize,
 ) -> BoxStream<'static, Result<Bytes, ObjectError>> {
-    futures::stream::iter(pieces(plan, range))
-        .map(move |(id, r)| {
-            let objects = objects.clone();
-            async move {
+    // `read_ahead` reads in flight, and as many finished ones may wait for a slower one
+    // ahead of them: a slow read does not stall the others (the file stays in order).
+    // Each read is a task of its own, so bodies are received on every core, not on the
+    // consumer's; dropping the stream aborts them.
+    let reads = Arc::new(tokio::sync::Semaphore::new(read_ahead.max(1)));
+    futures::stream::iter(sized_pieces(plan, range))
+        .map(move |(id, r, size)| {
+            let (objects, reads) = (objects.clone(), reads.clone());
+            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
                 let want = r.end - r.start;
-                let read = objects.get(&id, Some(r)).await?;
-                let chunks: Vec<Bytes> = read.body.try_collect().await?;
+                let whole = r.start == 0 && r.end == size;
+                let _permit = reads.acquire_owned().await.ok();
+                let chunks: Vec<Bytes> = if whole {
+                    // One contiguous buffer (sized from Content-Length by the store client).
+                    vec![objects.get_bytes(&id).await?]
+                } else {
+                    objects.get(&id, Some(r)).await?.body.try_collect().await?
+                };
+                drop(_permit);
                 let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
                 if got != want {
                     return Err(ObjectError::Body(format!(
@@ -195,9 +216,13 @@ pub fn stream(
                     )));
                 }
                 Ok(futures::stream::iter(chunks.into_iter().map(Ok)))
+            }));
+            async move {
+                task.await
+                    .map_err(|e| ObjectError::Body(format!("a read task failed: {e}")))?
             }
         })
-        .buffered(read_ahead.max(1))
+        .buffered(read_ahead.max(1) * 2)
         .try_flatten()
         .boxed()
 }
