@@ -32,6 +32,8 @@ enum Command {
     Ingest(drey::cmds::ingest::IngestArgs),
     /// Write the test signal as raw frames (to a file or standard output).
     Signal(drey::cmds::signal::SignalArgs),
+    /// Render an uncompressed flow (luma inverted) into a new flow of its source, in parallel.
+    Render(drey::cmds::render::RenderArgs),
     /// Measure grain write, read and read-process-write rates against the raw object store.
     Bench(drey::cmds::bench::BenchArgs),
 }
@@ -66,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             Command::Ingest(args) => drey::cmds::ingest::run(args).await,
             Command::Signal(args) => drey::cmds::signal::run(args).await,
             Command::Bench(args) => drey::cmds::bench::run(args).await,
+            Command::Render(args) => drey::cmds::render::run(args).await,
         }
     })
 }

@@ -445,3 +445,48 @@ async fn three_receivers_one_killed_every_frame_once() {
         "the stored stream differs from the signal"
     );
 }
+
+/// The renderer: a flow rendered (luma inverted) is a new flow of the same source with its
+/// provenance recorded; its frames differ from the input, and rendering it again gives the
+/// input back bit for bit (v210 inversion is its own inverse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_records_provenance_and_inverts() {
+    let d = Drey::start_with_config("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.v210");
+    signal(&d, &input, (640, 360), "v210", 40);
+    let s = ("640".to_owned(), "360".to_owned());
+    let mut args = ingest_args(input.to_str().unwrap(), &s, "v210");
+    args.extend(["--label", "cam"]);
+    let (ok, out, err) = d.run_cli_output(&args);
+    assert!(ok, "{err}");
+    let orig: Value = serde_json::from_str(out.trim()).unwrap();
+    let orig_flow = orig["flow_id"].as_str().unwrap().to_owned();
+    let render = |flow: &str| {
+        let (ok, out, err) = d.run_cli_output(&["render", flow, "--writers", "3"]);
+        assert!(ok, "drey render: {err}");
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["frames"], 40);
+        v["flow_id"].as_str().unwrap().to_owned()
+    };
+    let inverted = render(&orig_flow);
+    let f = common::media::get_json(&d.url(&format!("/flows/{inverted}"))).await;
+    assert_eq!(f["source_id"], orig["source_id"], "same source");
+    assert_eq!(f["tags"]["drey.derived_from"], orig_flow.as_str());
+    assert_eq!(f["tags"]["drey.operation"], "invert");
+    assert!(f["description"].as_str().unwrap().contains(&orig_flow));
+    check_grains(&d, &inverted, 40).await;
+    let once = dir.path().join("once.v210");
+    export(&d, &inverted, &once);
+    assert!(!same_file(&input, &once), "rendering changed the frames");
+    let twice_flow = render(&inverted);
+    let twice = dir.path().join("twice.v210");
+    export(&d, &twice_flow, &twice);
+    assert!(
+        same_file(&input, &twice),
+        "inverting twice gives the input back"
+    );
+    // Not an uncompressed flow: refused.
+    let (ok, err) = d.run_cli(&["render", &uuid::Uuid::new_v4().to_string()]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+}

@@ -77,32 +77,6 @@ impl FrameSource for Canned {
     }
 }
 
-/// The renderer's source: grain `n` of another flow, read from the store, luma inverted.
-struct Render {
-    objects: Arc<Objects>,
-    ids: Vec<String>,
-    format: RawFormat,
-    width: u32,
-    height: u32,
-    rt: tokio::runtime::Handle,
-}
-
-impl FrameSource for Render {
-    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
-        let id = self
-            .ids
-            .get(n as usize)
-            .with_context(|| format!("no grain {n} to render"))?;
-        let bytes = self.rt.block_on(self.objects.get_bytes(id))?;
-        let mut buf = Vec::from(bytes);
-        self.format
-            .map_luma(&mut buf, self.width, self.height, |l| {
-                1023u16.saturating_sub(l)
-            });
-        Ok(Bytes::from(buf))
-    }
-}
-
 fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -380,7 +354,7 @@ async fn round(
                 let b = b.clone();
                 Arc::new(move |k: u64| b.inc(k))
             };
-            let source = Arc::new(Render {
+            let source = Arc::new(crate::grains::Render {
                 objects: objects.clone(),
                 ids,
                 format,

@@ -159,6 +159,33 @@ impl FrameSource for SignalSource {
     }
 }
 
+/// The renderer's source: grain `n` of another flow (its objects in order), read from the
+/// store, luma inverted (a real per-pixel operation on every frame).
+pub struct Render {
+    pub objects: Arc<Objects>,
+    pub ids: Vec<String>,
+    pub format: RawFormat,
+    pub width: u32,
+    pub height: u32,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl FrameSource for Render {
+    fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
+        let id = self
+            .ids
+            .get(n as usize)
+            .with_context(|| format!("no grain {n} to render"))?;
+        let bytes = self.rt.block_on(self.objects.get_bytes(id))?;
+        let mut buf = Vec::from(bytes);
+        self.format
+            .map_luma(&mut buf, self.width, self.height, |l| {
+                1023u16.saturating_sub(l)
+            });
+        Ok(Bytes::from(buf))
+    }
+}
+
 /// Creates the job (and its flow) unless it exists; a job that exists must be the same
 /// work, else this is a writer given another job's id.
 pub async fn prepare(
