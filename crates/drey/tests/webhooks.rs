@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use common::{Backend, Drey};
+use common::{Backend, Drey, free_port};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
@@ -44,14 +44,6 @@ async fn receiver(port: u16) -> (Arc<Mutex<Vec<Received>>>, tokio::task::JoinHan
         axum::serve(listener, app).await.unwrap();
     });
     (got, task)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn put_flow(http: &reqwest::Client, d: &Drey, flow: &str, source: &str, label: &str) {

@@ -132,17 +132,7 @@ async fn to_api(
         }),
         None => None,
     };
-    let object_timerange = match (s.object_start_ns, s.object_end_ns) {
-        (Some(a), Some(b)) => Some(TimeRange::from_nanos(a, b)),
-        _ if include_object_timerange => {
-            let off = s.ts_offset_ns.unwrap_or(0);
-            Some(TimeRange::from_nanos(
-                s.start_ns.saturating_sub(off),
-                s.end_ns.saturating_sub(off),
-            ))
-        }
-        _ => None,
-    };
+    let object_timerange = s.object_timerange(include_object_timerange);
     Ok(Segment {
         object_id: s.object_id.clone(),
         ts_offset: s.ts_offset_ns.map(Timestamp::from_nanos),

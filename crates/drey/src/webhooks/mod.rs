@@ -401,23 +401,14 @@ impl Event {
 
 /// A segment as events carry it: its timing, no URLs.
 fn segment_json(s: &SegmentRow, include_object_timerange: bool) -> Segment {
-    let object_timerange = match (s.object_start_ns, s.object_end_ns) {
-        (Some(a), Some(b)) => Some(TimeRange::from_nanos(a, b)),
-        _ if include_object_timerange => {
-            let off = s.ts_offset_ns.unwrap_or(0);
-            Some(TimeRange::from_nanos(
-                s.start_ns.saturating_sub(off),
-                s.end_ns.saturating_sub(off),
-            ))
-        }
-        _ => None,
-    };
     Segment {
         object_id: s.object_id.clone(),
         ts_offset: s.ts_offset_ns.map(Timestamp::from_nanos),
         timerange: TimeRange::from_nanos(s.start_ns, s.end_ns),
         last_duration: s.last_duration_ns.map(Timestamp::from_nanos),
-        object_timerange: object_timerange.filter(|_| include_object_timerange),
+        object_timerange: include_object_timerange
+            .then(|| s.object_timerange(true))
+            .flatten(),
         sample_offset: s.sample_offset,
         sample_count: s.sample_count,
         key_frame_count: s.key_frame_count,

@@ -62,6 +62,22 @@ impl Pred {
 }
 
 impl SegmentRow {
+    /// The object's own timeline span: as registered, or (when `derive`) the segment's
+    /// timerange shifted back by its `ts_offset`.
+    pub fn object_timerange(&self, derive: bool) -> Option<drey_core::TimeRange> {
+        match (self.object_start_ns, self.object_end_ns) {
+            (Some(a), Some(b)) => Some(drey_core::TimeRange::from_nanos(a, b)),
+            _ if derive => {
+                let off = self.ts_offset_ns.unwrap_or(0);
+                Some(drey_core::TimeRange::from_nanos(
+                    self.start_ns.saturating_sub(off),
+                    self.end_ns.saturating_sub(off),
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// From a validated POST body (`SegmentPost::validate` passed, so ranges are bounded).
     pub fn from_post(p: &SegmentPost) -> Self {
         SegmentRow {
