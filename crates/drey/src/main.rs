@@ -28,9 +28,11 @@ enum Command {
     Keys(drey::cmds::keys::KeysArgs),
     /// Print a short signed token: an RTMP publish URL, a bearer token or a play token.
     Token(drey::cmds::token::TokenArgs),
-    /// Store a file of raw frames as uncompressed grains, with parallel writers.
+    /// Store raw frames or PCM audio (a file, or a live frame stream) as uncompressed grains, with parallel writers.
     Ingest(drey::cmds::ingest::IngestArgs),
-    /// Write the test signal as raw frames (to a file or standard output).
+    /// Play an uncompressed flow out as a live stream, paced at its rate, read in parallel.
+    Play(drey::cmds::play::PlayArgs),
+    /// Write the test signal as raw frames (to a file, standard output or receivers).
     Signal(drey::cmds::signal::SignalArgs),
     /// Render an uncompressed flow (luma inverted) into a new flow of its source, in parallel.
     Render(drey::cmds::render::RenderArgs),
@@ -67,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             Command::Token(args) => drey::cmds::token::run(args).await,
             Command::Ingest(args) => drey::cmds::ingest::run(args).await,
             Command::Signal(args) => drey::cmds::signal::run(args).await,
+            Command::Play(args) => drey::cmds::play::run(args).await,
             Command::Bench(args) => drey::cmds::bench::run(args).await,
             Command::Render(args) => drey::cmds::render::run(args).await,
         }

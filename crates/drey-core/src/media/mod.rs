@@ -7,6 +7,7 @@ pub mod bmff;
 pub mod flv;
 pub mod fmp4;
 pub mod mp4;
+pub mod pcm;
 pub mod raw;
 pub mod rawstream;
 pub mod rtmp;

@@ -273,6 +273,8 @@ async fn round(
         frames: n,
         start_ns: drey_core::Timestamp::now_tai().as_nanos(),
         chunk_frames: args.chunk_frames.max(1),
+        audio: None,
+        open: false,
     };
     let wants = |t: &str| args.tests.iter().any(|x| x == t);
     let mut flows = Vec::new();
@@ -314,7 +316,7 @@ async fn round(
                 &flow,
                 drey_core::TimeRange::ETERNITY,
                 usize::MAX / 2,
-                true,
+                export::Kind::Raw,
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,4 +1,4 @@
-//! `drey export FLOW --start .. --end .. [--format ts|mp4] -o FILE`: one file for a span
+//! `drey export FLOW --start .. --end .. [--format ts|mp4|raw|wav] -o FILE`: one file for a span
 //! of a flow (or, with `--source`, of a source's flows), either through a running drey
 //! (`--url`, its `/flows/{id}/download`) or straight from the store (the same plan and
 //! parallel fetch as the server). Writes `FILE.part` and renames it
@@ -34,9 +34,9 @@ pub struct ExportArgs {
     /// The span as a TAMS timerange instead (e.g. "[1764424837:0_1764424897:0)").
     #[arg(long, conflicts_with_all = ["start", "end"])]
     pub timerange: Option<String>,
-    /// File format: ts (the segments concatenated), mp4 (progressive, trimmed to the span)
-    /// or raw (an uncompressed flow's grains back to back).
-    #[arg(long, default_value = "ts", value_parser = ["ts", "mp4", "raw"])]
+    /// File format: ts (the segments concatenated), mp4 (progressive, trimmed to the span),
+    /// raw (an uncompressed flow's grains back to back) or wav (a PCM flow's samples).
+    #[arg(long, default_value = "ts", value_parser = ["ts", "mp4", "raw", "wav"])]
     pub format: String,
     /// Where to write the file (`-`: standard output, e.g. to pipe into ffmpeg).
     #[arg(short, long)]
@@ -193,7 +193,11 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
             flow,
             span,
             usize::MAX / 2,
-            args.format == "raw",
+            match args.format.as_str() {
+                "raw" => export::Kind::Raw,
+                "wav" => export::Kind::Wav,
+                _ => export::Kind::Ts,
+            },
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -5,6 +5,7 @@ pub mod export;
 pub mod gc;
 pub mod ingest;
 pub mod keys;
+pub mod play;
 pub mod render;
 pub mod serve;
 pub mod signal;

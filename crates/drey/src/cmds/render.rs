@@ -85,6 +85,8 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         frames: rows.len() as u64,
         start_ns: first.start_ns,
         chunk_frames: 10,
+        audio: None,
+        open: false,
     };
     let job = format!("render-{}", uuid::Uuid::new_v4().simple());
     let label = args

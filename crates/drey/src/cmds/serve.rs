@@ -113,11 +113,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = stop.clone();
     axum::serve(listener, http::app(state))
         .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+            crate::util::shutdown_signal().await;
             tracing::info!("shutting down (send the signal again to stop at once)");
             shutdown.cancel();
             tokio::spawn(async {
-                wait_for_signal().await;
+                crate::util::shutdown_signal().await;
                 tracing::warn!("second signal: exiting now");
                 std::process::exit(130);
             });
@@ -146,27 +146,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// Picks up delete requests left unfinished by a crashed or restarted instance (their

@@ -5,8 +5,12 @@
 //! database and bucket) share the work; a writer that dies loses its chunk to the others
 //! when the lease passes, and the index's non-overlap rule keeps every frame stored once.
 //! Each chunk is one batched allocation and one batched registration (per-request overhead
-//! would dominate at 25-60 objects per second per flow).
+//! would dominate at 25-60 objects per second per flow). A grain is one video frame, or
+//! for PCM audio a fixed number of samples (40 ms by default; the last grain may be
+//! shorter).
 
+pub mod broadcast;
+pub mod play;
 pub mod stream;
 
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use drey_core::media::pcm::{PcmFormat, PcmLayout, sample_start_ns};
 use drey_core::media::raw::{RawFormat, grain_start_ns};
 use drey_core::model::Flow;
 use drey_core::{Id, Rational};
@@ -32,16 +37,53 @@ const LEASE: Duration = Duration::from_secs(10);
 pub struct JobSpec {
     pub flow_id: Id,
     pub source_id: Id,
-    /// `v210`, `uyvy`, `yuv420p`, `yuv422p`.
+    /// `v210`, `uyvy`, `yuv420p`, `yuv422p`; or for audio `pcm_s16le`, `pcm_s24le`,
+    /// `pcm_s32le`, `pcm_f32le`.
     pub format: String,
+    /// Picture size (0 for audio).
+    #[serde(default)]
     pub width: u32,
+    #[serde(default)]
     pub height: u32,
-    /// Frames per second as `NUM/DEN`.
+    /// Frames per second as `NUM/DEN`; for audio the sample rate.
     pub rate: String,
+    /// Grains: video frames, or audio grains of `audio.grain_samples`.
     pub frames: u64,
-    /// TAI ns of frame 0.
+    /// TAI ns of grain 0.
     pub start_ns: i64,
     pub chunk_frames: u64,
+    /// Set for PCM audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioJob>,
+    /// A live stream of unknown length (`frames` is 0): its chunks are added as
+    /// receivers hold them, its end when the sender says it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
+}
+
+/// The audio part of a job's spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioJob {
+    pub channels: u32,
+    /// Samples per grain (the last grain may hold fewer).
+    pub grain_samples: u32,
+    /// Samples (per channel) in all.
+    pub samples: u64,
+}
+
+/// What the grains of a job are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GrainKind {
+    Video {
+        format: RawFormat,
+        width: u32,
+        height: u32,
+        rate: Rational,
+    },
+    Audio {
+        layout: PcmLayout,
+        samples: u64,
+    },
 }
 
 impl JobSpec {
@@ -53,12 +95,113 @@ impl JobSpec {
         parse_rate(&self.rate)
     }
 
-    pub fn frame_size(&self) -> anyhow::Result<usize> {
-        Ok(self.raw_format()?.frame_size(self.width, self.height)?)
+    /// What the grains are (checked: a spec that names no format drey knows is refused).
+    pub fn kind(&self) -> anyhow::Result<GrainKind> {
+        match &self.audio {
+            None => {
+                let format = self.raw_format()?;
+                format.check(self.width, self.height)?;
+                Ok(GrainKind::Video {
+                    format,
+                    width: self.width,
+                    height: self.height,
+                    rate: self.rational()?,
+                })
+            }
+            Some(a) => {
+                let sample_rate: u32 = self
+                    .rate
+                    .strip_suffix("/1")
+                    .unwrap_or(&self.rate)
+                    .parse()
+                    .with_context(|| {
+                    format!("sample rate {:?}: a whole number of hertz", self.rate)
+                })?;
+                let layout = PcmLayout::new(
+                    PcmFormat::parse(&self.format)?,
+                    sample_rate,
+                    a.channels,
+                    a.grain_samples,
+                )?;
+                if layout.grains(a.samples) != self.frames {
+                    bail!(
+                        "{} samples make {} grains of {}, not {}",
+                        a.samples,
+                        layout.grains(a.samples),
+                        a.grain_samples,
+                        self.frames
+                    );
+                }
+                Ok(GrainKind::Audio {
+                    layout,
+                    samples: a.samples,
+                })
+            }
+        }
     }
 
-    fn chunks(&self) -> u64 {
-        self.frames.div_ceil(self.chunk_frames.max(1))
+    /// Bytes of a whole grain (a video frame; an audio grain of `grain_samples`).
+    pub fn frame_size(&self) -> anyhow::Result<usize> {
+        Ok(match self.kind()? {
+            GrainKind::Video {
+                format,
+                width,
+                height,
+                ..
+            } => format.frame_size(width, height)?,
+            GrainKind::Audio { layout, .. } => {
+                usize::try_from(u64::from(layout.grain_samples) * layout.sample_frame_bytes())?
+            }
+        })
+    }
+
+    /// Where grain `n` lies in a file of the job's grains back to back: (offset, length).
+    pub fn grain_bytes(&self, n: u64) -> anyhow::Result<(u64, usize)> {
+        Ok(match self.kind()? {
+            GrainKind::Video {
+                format,
+                width,
+                height,
+                ..
+            } => {
+                let fs = format.frame_size(width, height)?;
+                (n * fs as u64, fs)
+            }
+            GrainKind::Audio { layout, samples } => {
+                let (a, b) = layout.grain_bytes(n, samples);
+                (a, usize::try_from(b - a)?)
+            }
+        })
+    }
+
+    /// Grain `n`'s time range, TAI ns `[start, end)`: exact, so grains meet without gaps.
+    pub fn grain_range(&self, n: u64) -> anyhow::Result<(i64, i64)> {
+        Ok(match self.kind()? {
+            GrainKind::Video { rate, .. } => (
+                grain_start_ns(self.start_ns, rate, n),
+                grain_start_ns(self.start_ns, rate, n + 1),
+            ),
+            GrainKind::Audio { layout, samples } => {
+                let (a, b) = layout.grain_samples_range(n, samples);
+                (
+                    sample_start_ns(self.start_ns, layout.sample_rate, a),
+                    sample_start_ns(self.start_ns, layout.sample_rate, b),
+                )
+            }
+        })
+    }
+
+    /// Grains per second.
+    pub fn grains_per_second(&self) -> anyhow::Result<f64> {
+        Ok(match self.kind()? {
+            GrainKind::Video { rate, .. } => rate.as_f64(),
+            GrainKind::Audio { layout, .. } => layout.grains_per_second(),
+        })
+    }
+
+    /// Chunks of the job; `None` for an open one.
+    fn chunks(&self) -> Option<u64> {
+        (!self.open).then(|| self.frames.div_ceil(self.chunk_frames.max(1)))
     }
 
     /// The same work (what a second writer with this job id must be asked to do).
@@ -69,29 +212,65 @@ impl JobSpec {
             self.height,
             &self.rate,
             self.frames,
+            self.audio,
+            self.open,
         ) == (
             &other.format,
             other.width,
             other.height,
             &other.rate,
             other.frames,
+            other.audio,
+            other.open,
         )
+    }
+
+    /// The work in words (for refusals).
+    fn describe(&self) -> String {
+        match &self.audio {
+            None if self.open => format!(
+                "a live stream of {} {}x{} at {}",
+                self.format, self.width, self.height, self.rate
+            ),
+            None => format!(
+                "{} frames of {} {}x{} at {}",
+                self.frames, self.format, self.width, self.height, self.rate
+            ),
+            Some(a) => format!(
+                "{} samples of {} x{} at {} Hz in grains of {}",
+                a.samples, self.format, a.channels, self.rate, a.grain_samples
+            ),
+        }
     }
 
     /// The flow the job writes.
     pub fn flow(&self, label: Option<&str>) -> anyhow::Result<Flow> {
-        let f = self.raw_format()?;
-        let essence = f.essence(self.width, self.height, self.rational()?);
-        Ok(serde_json::from_value(serde_json::json!({
-            "id": self.flow_id,
-            "source_id": self.source_id,
-            "format": "urn:x-nmos:format:video",
-            "codec": "video/raw",
-            "label": label,
-            "essence_parameters": essence,
-            "segment_duration": {"numerator": self.rational()?.denominator_or_one(),
-                "denominator": self.rational()?.numerator.get()},
-        }))?)
+        let v = match self.kind()? {
+            GrainKind::Video {
+                format,
+                width,
+                height,
+                rate,
+            } => serde_json::json!({
+                "format": "urn:x-nmos:format:video",
+                "codec": "video/raw",
+                "essence_parameters": format.essence(width, height, rate),
+                "segment_duration": {"numerator": rate.denominator_or_one(),
+                    "denominator": rate.numerator.get()},
+            }),
+            GrainKind::Audio { layout, .. } => serde_json::json!({
+                "format": "urn:x-nmos:format:audio",
+                "codec": layout.format.codec(),
+                "essence_parameters": layout.essence(),
+                "segment_duration": {"numerator": layout.grain_samples,
+                    "denominator": layout.sample_rate},
+            }),
+        };
+        let mut v = v;
+        v["id"] = serde_json::json!(self.flow_id);
+        v["source_id"] = serde_json::json!(self.source_id);
+        v["label"] = serde_json::json!(label);
+        Ok(serde_json::from_value(v)?)
     }
 }
 
@@ -125,21 +304,29 @@ pub trait ClaimWindow: Send + Sync + 'static {
     fn chunks(&self) -> Option<(i64, i64)>;
     /// No more frames will come.
     fn ended(&self) -> bool;
+    /// The number of the frame after the stream's last, once the sender has said it.
+    fn end_frame(&self) -> Option<u64>;
+    /// The highest chunk this receiver has added to an open job (-1: none).
+    fn added(&self) -> &std::sync::atomic::AtomicI64;
 }
 
-/// Frames of a raw file, read at their offsets.
+/// Grains of a file (raw frames, raw PCM, or a WAV file's samples), read at their
+/// offsets.
 pub struct FileSource {
     pub file: std::fs::File,
-    pub frame_size: usize,
+    /// Where the first grain starts (a WAV header's length).
+    pub data_offset: u64,
+    pub spec: JobSpec,
 }
 
 impl FrameSource for FileSource {
     fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; self.frame_size];
+        let (off, len) = self.spec.grain_bytes(n)?;
+        let mut buf = vec![0u8; len];
         self.file
-            .read_exact_at(&mut buf, n * self.frame_size as u64)
-            .with_context(|| format!("reading frame {n}"))?;
+            .read_exact_at(&mut buf, self.data_offset + off)
+            .with_context(|| format!("reading grain {n}"))?;
         Ok(Bytes::from(buf))
     }
 }
@@ -202,8 +389,8 @@ pub async fn prepare(
     {
         bail!("job id {job_id:?}: 1 to 128 of A-Z a-z 0-9 - _ .");
     }
-    spec.frame_size()?;
-    let chunks = i64::try_from(spec.chunks())?;
+    spec.kind()?;
+    let chunks = spec.chunks().map(i64::try_from).transpose()?;
     let (flow, stored) = index
         .create_job(
             job_id,
@@ -216,17 +403,9 @@ pub async fn prepare(
     let stored: JobSpec = serde_json::from_str(&stored)?;
     if !stored.same_work(spec) {
         bail!(
-            "job {job_id} is another job: it writes {} frames of {} {}x{} at {} into flow {flow}; this writer was given {} frames of {} {}x{} at {}",
-            stored.frames,
-            stored.format,
-            stored.width,
-            stored.height,
-            stored.rate,
-            spec.frames,
-            spec.format,
-            spec.width,
-            spec.height,
-            spec.rate
+            "job {job_id} is another job: it writes {} into flow {flow}; this writer was given {}",
+            stored.describe(),
+            spec.describe()
         );
     }
     // The job's flow, made by whichever writer gets here first (again after a crash
@@ -309,6 +488,7 @@ pub async fn write_in(
                 window: window.as_deref(),
                 lease,
                 progress: &progress,
+                stall: std::sync::Mutex::new(None),
             };
             w.run(source, &stats, &*on_frame).await
         });
@@ -328,6 +508,8 @@ struct Writer<'a> {
     window: Option<&'a dyn ClaimWindow>,
     lease: Duration,
     progress: &'a tokio::sync::Notify,
+    /// (chunks done, since when) while this receiver waits on chunks it does not hold.
+    stall: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
 }
 
 /// What a writer holds between writing a chunk's frames and registering them.
@@ -356,6 +538,16 @@ impl Writer<'_> {
         if first > last {
             return Ok(None);
         }
+        if self.spec.open
+            && let Some(w) = self.window
+        {
+            // An open job has the chunks its receivers hold: add those new here.
+            let from = first.max(w.added().load(Ordering::SeqCst) + 1);
+            if from <= last {
+                self.index.add_job_chunks(self.job, from, last).await?;
+                w.added().fetch_max(last, Ordering::SeqCst);
+            }
+        }
         Ok(self
             .index
             .claim_job_chunk_in(self.job, self.owner, now, now + lease, first, last)
@@ -368,13 +560,22 @@ impl Writer<'_> {
     /// stream ended and what is left is not held here); otherwise waits a little (for a
     /// sibling's progress, writers elsewhere that may die, or frames still to come).
     async fn idle(&self) -> anyhow::Result<bool> {
-        let (done, total) = self.index.job_progress(self.job).await?.unwrap_or((0, 0));
-        if done >= total {
+        let Some(progress) = self.index.job_progress(self.job).await? else {
+            bail!("job {} is gone from the index", self.job);
+        };
+        if progress.finished() {
             return Ok(true);
         }
         if let Some(w) = self.window
             && w.ended()
         {
+            if let Some(end) = w.end_frame()
+                && !progress.ended
+            {
+                // The sender said where the stream ends: the job has its end.
+                let chunks = end.div_ceil(self.spec.chunk_frames.max(1));
+                self.index.end_job(self.job, i64::try_from(chunks)?).await?;
+            }
             let left_here = match self.range() {
                 Some((first, last)) if first <= last => {
                     self.index.pending_job_chunks(self.job, first, last).await?
@@ -383,13 +584,23 @@ impl Writer<'_> {
             };
             if left_here == 0 {
                 // Every chunk still to do lies outside what this receiver holds: others
-                // (or nobody) must store it.
-                tracing::warn!(
-                    job = self.job,
-                    left = total - done,
-                    "the stream ended; the chunks left are not held by this receiver"
-                );
-                return Ok(true);
+                // (or nobody) must store it. Wait while they make progress, so the
+                // receiver's report says how the job ended; give up once it stalls for
+                // two leases (whoever held those chunks is gone).
+                let mut stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
+                match *stall {
+                    Some((done, since)) if done == progress.done => {
+                        if since.elapsed() > self.lease * 2 {
+                            tracing::warn!(
+                                job = self.job,
+                                left = progress.chunks - progress.done,
+                                "the stream ended; the chunks left are not held by this receiver and nobody is storing them"
+                            );
+                            return Ok(true);
+                        }
+                    }
+                    _ => *stall = Some((progress.done, std::time::Instant::now())),
+                }
             }
         }
         let wait = Duration::from_millis(if self.window.is_some() { 50 } else { 500 });
@@ -407,9 +618,13 @@ impl Writer<'_> {
         source: &Arc<dyn FrameSource>,
     ) -> anyhow::Result<Written> {
         let (spec, job, owner) = (self.spec, self.job, self.owner);
-        let rate = spec.rational()?;
+        let video = spec.audio.is_none();
         let first = chunk * spec.chunk_frames;
-        let last = (first + spec.chunk_frames).min(spec.frames);
+        let end = match (spec.open, self.window) {
+            (true, Some(w)) => w.end_frame().unwrap_or(u64::MAX),
+            _ => spec.frames,
+        };
+        let last = (first + spec.chunk_frames).min(end);
         let ids: Vec<String> = (first..last)
             .map(|n| format!("{}/{job}/{n:010}.{owner}", spec.flow_id))
             .collect();
@@ -430,9 +645,10 @@ impl Writer<'_> {
             let buf = tokio::task::spawn_blocking(move || src.frame(n)).await??;
             let len = self.objects.put(id, buf).await? as i64;
             stored.push((id.clone(), len));
+            let (start_ns, end_ns) = spec.grain_range(n)?;
             rows.push(SegmentRow {
-                start_ns: grain_start_ns(spec.start_ns, rate, n),
-                end_ns: grain_start_ns(spec.start_ns, rate, n + 1),
+                start_ns,
+                end_ns,
                 object_id: id.clone(),
                 init_object_id: None,
                 ts_offset_ns: None,
@@ -441,7 +657,7 @@ impl Writer<'_> {
                 object_end_ns: None,
                 sample_offset: None,
                 sample_count: None,
-                key_frame_count: Some(1),
+                key_frame_count: video.then_some(1),
                 external_urls: None,
                 seq: 0,
                 disc: 0,

@@ -1,4 +1,4 @@
-//! `GET /flows/{flowId}/download?timerange=..&format=ts|mp4` (also `start`/`end`) and
+//! `GET /flows/{flowId}/download?timerange=..&format=ts|mp4|raw|wav` (also `start`/`end`) and
 //! `GET /sources/{sourceId}/download?..`: one file for any span, with Content-Length known
 //! up front, HEAD, one byte range per request, and an ETag that stays the same for the
 //! same segments. See `packaging::export` (TS) and `packaging::mp4` for what the files hold.
@@ -23,19 +23,20 @@ use crate::storage::objects::ObjectError;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
-    Ts,
     Mp4,
-    Raw,
+    /// The segments back to back (TS, raw, WAV).
+    Joined(export::Kind),
 }
 
 fn format(q: &Query) -> ApiResult<Format> {
     match q.get("format").unwrap_or("ts") {
-        "ts" => Ok(Format::Ts),
+        "ts" => Ok(Format::Joined(export::Kind::Ts)),
         "mp4" => Ok(Format::Mp4),
-        "raw" => Ok(Format::Raw),
+        "raw" => Ok(Format::Joined(export::Kind::Raw)),
+        "wav" => Ok(Format::Joined(export::Kind::Wav)),
         other => Err(ApiError::bad(
             "format",
-            format!("{other:?} is not ts, mp4 or raw"),
+            format!("{other:?} is not ts, mp4, raw or wav"),
         )),
     }
 }
@@ -111,30 +112,26 @@ fn respond(
     Ok(resp)
 }
 
-async fn ts(
+async fn joined(
     st: &AppState,
     headers: &HeaderMap,
     flow: &Flow,
     span: TimeRange,
-    raw: bool,
+    kind: export::Kind,
 ) -> ApiResult<Response> {
     let plan = export::plan(
         st.index.as_ref(),
         flow,
         span,
         st.cfg.export_max_segments,
-        raw,
+        kind,
     )
     .await?;
     let file = File {
         len: plan.len,
         etag: plan.etag.clone(),
-        content_type: if raw {
-            "application/octet-stream"
-        } else {
-            "video/mp2t"
-        },
-        name: export::file_name(flow.id, &plan.covers, if raw { "raw" } else { "ts" }),
+        content_type: kind.content_type(),
+        name: export::file_name(flow.id, &plan.covers, kind.extension()),
         covers: plan.covers,
         gaps: plan.gaps.clone(),
         discontinuities: plan.discontinuities.clone(),
@@ -196,8 +193,7 @@ pub async fn download(
         .ok_or_else(|| ApiError::NotFound(format!("flow {id} does not exist")))?
         .value;
     match format {
-        Format::Ts => ts(&st, &headers, &flow, span, false).await,
-        Format::Raw => ts(&st, &headers, &flow, span, true).await,
+        Format::Joined(kind) => joined(&st, &headers, &flow, span, kind).await,
         Format::Mp4 => mp4(&st, &headers, id, std::slice::from_ref(&flow), span).await,
     }
 }
@@ -217,9 +213,8 @@ pub async fn source_download(
     let flows = mp4::source_flows(st.index.as_ref(), id).await?;
     match (format, flows.as_slice()) {
         (Format::Mp4, _) => mp4(&st, &headers, id, &flows, span).await,
-        (Format::Ts, [one]) => ts(&st, &headers, one, span, false).await,
-        (Format::Raw, [one]) => ts(&st, &headers, one, span, true).await,
-        (Format::Ts | Format::Raw, _) => Err(ApiError::Unsupported {
+        (Format::Joined(kind), [one]) => joined(&st, &headers, one, span, kind).await,
+        (Format::Joined(_), _) => Err(ApiError::Unsupported {
             field: "format".to_owned(),
             message: format!(
                 "source {id} has separate video and audio flows; TS export concatenates one flow's segments, format=mp4 combines them"

@@ -1,9 +1,11 @@
-//! Export of a span of an MPEG-TS flow as one file: planned from the index rows (so the
-//! length, ETag and byte layout are known before the first byte), then streamed by
-//! fetching the segment objects in parallel with bounded read-ahead, in order. A byte
-//! range of the file maps onto ranges of the objects it covers.
+//! Export of a span of a flow as one file: planned from the index rows (so the length,
+//! ETag and byte layout are known before the first byte), then streamed by fetching the
+//! segment objects in parallel with bounded read-ahead, in order. A byte range of the file
+//! maps onto ranges of the objects it covers.
 //!
-//! The file is the segments' bytes back to back. drey's own TS segments (and those of
+//! The file is the segments' bytes back to back: an MPEG-TS flow's segments, or an
+//! uncompressed flow's grains (raw frames, raw PCM samples; for PCM also a WAV file, the
+//! samples behind a WAV header). drey's own TS segments (and those of
 //! encoders that number continuity counters across segments, as ffmpeg's HLS muxer does)
 //! concatenate into a valid stream within one publish. Where the span has a gap, or a new
 //! `ts_offset` (a new publish: timestamps restart), the file carries a discontinuity; both
@@ -14,7 +16,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use drey_core::model::Flow;
+use drey_core::media::pcm::{PcmFormat, PcmLayout, wav_header};
+use drey_core::model::{Flow, FlowEssence};
 use drey_core::{Id, TimeRange};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
@@ -34,9 +37,61 @@ pub struct Part {
     pub offset: u64,
 }
 
+/// What kind of file an export makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An MPEG-TS flow's segments.
+    Ts,
+    /// An uncompressed flow's grains (video frames or PCM samples).
+    Raw,
+    /// A PCM flow's samples behind a WAV header.
+    Wav,
+}
+
+impl Kind {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Kind::Ts => "video/mp2t",
+            Kind::Raw => "application/octet-stream",
+            Kind::Wav => "audio/wav",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Ts => "ts",
+            Kind::Raw => "raw",
+            Kind::Wav => "wav",
+        }
+    }
+}
+
+/// Whether a flow holds uncompressed grains (video/raw, or interleaved PCM).
+pub fn is_uncompressed(flow: &Flow) -> bool {
+    let codec = flow.codec.as_ref().map(|c| c.as_str());
+    codec == Some("video/raw") || pcm_layout(flow).is_some()
+}
+
+/// A PCM flow's sample format (the grain length does not matter to an export).
+pub fn pcm_layout(flow: &Flow) -> Option<PcmLayout> {
+    let FlowEssence::Audio { essence_parameters } = &flow.essence else {
+        return None;
+    };
+    let format = PcmFormat::from_essence(flow.codec.as_ref()?.as_str(), essence_parameters)?;
+    PcmLayout::new(
+        format,
+        essence_parameters.sample_rate,
+        essence_parameters.channels,
+        1,
+    )
+    .ok()
+}
+
 /// What a span's file will hold.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Bytes before the first part (a WAV header).
+    pub prefix: Bytes,
     pub parts: Vec<Part>,
     pub len: u64,
     pub etag: String,
@@ -49,43 +104,54 @@ pub struct Plan {
     pub discontinuities: Vec<i64>,
 }
 
-/// Plans the MPEG-TS export of `span` of `flow` (whole segments overlapping it), or with
-/// `raw` the export of an uncompressed flow's grains back to back (a raw file).
+/// Plans the export of `span` of `flow` (whole segments overlapping it) as a file of
+/// `kind`.
 pub async fn plan(
     index: &dyn Index,
     flow: &Flow,
     span: TimeRange,
     max_segments: usize,
-    raw: bool,
+    kind: Kind,
 ) -> Result<Plan, PackagingError> {
     let codec = flow.codec.as_ref().map(|c| c.as_str());
-    match flow.container.as_ref().map(|c| c.as_str()) {
-        _ if raw => {
-            if codec != Some("video/raw") {
+    let uncompressed = is_uncompressed(flow);
+    match kind {
+        Kind::Raw if !uncompressed => {
+            return Err(PackagingError::Unsupported {
+                field: "format",
+                message: format!(
+                    "raw export concatenates uncompressed grains (codec video/raw, audio/x-raw-int or audio/x-raw-float, interleaved); this flow's codec is {}",
+                    codec.unwrap_or("not set")
+                ),
+            });
+        }
+        Kind::Wav if pcm_layout(flow).is_none() => {
+            return Err(PackagingError::Unsupported {
+                field: "format",
+                message: format!(
+                    "WAV export is for PCM audio flows (audio/x-raw-int or audio/x-raw-float, interleaved); this flow's codec is {}",
+                    codec.unwrap_or("not set")
+                ),
+            });
+        }
+        Kind::Raw | Kind::Wav => {}
+        Kind::Ts if uncompressed => {
+            return Err(PackagingError::Unsupported {
+                field: "format",
+                message: "this flow holds uncompressed grains: export it with format=raw (or wav for PCM audio)".into(),
+            });
+        }
+        Kind::Ts => {
+            let container = flow.container.as_ref().map(|c| c.as_str());
+            if container != Some("video/mp2t") {
                 return Err(PackagingError::Unsupported {
-                    field: "format",
+                    field: "container",
                     message: format!(
-                        "raw export concatenates uncompressed grains (codec video/raw); this flow's codec is {}",
-                        codec.unwrap_or("not set")
+                        "TS export concatenates MPEG-TS segments (video/mp2t); this flow's container is {}",
+                        container.unwrap_or("not set")
                     ),
                 });
             }
-        }
-        Some("video/mp2t") => {}
-        _ if codec == Some("video/raw") => {
-            return Err(PackagingError::Unsupported {
-                field: "format",
-                message: "this flow holds uncompressed grains: export it with format=raw".into(),
-            });
-        }
-        other => {
-            return Err(PackagingError::Unsupported {
-                field: "container",
-                message: format!(
-                    "TS export concatenates MPEG-TS segments (video/mp2t); this flow's container is {}",
-                    other.unwrap_or("not set")
-                ),
-            });
         }
     }
     let rows = span_segments(index, flow.id, span, max_segments, "export").await?;
@@ -109,6 +175,7 @@ pub async fn plan(
     }
     let mut parts = Vec::with_capacity(rows.len());
     let mut offset = 0u64;
+    let mut prefix = Bytes::new();
     let mut gaps = Vec::new();
     let mut discontinuities = Vec::new();
     let mut h = DefaultHasher::new();
@@ -142,7 +209,26 @@ pub async fn plan(
         });
         offset += size;
     }
+    if kind == Kind::Wav
+        && let Some(layout) = pcm_layout(flow)
+    {
+        let header = wav_header(&layout, offset).ok_or_else(|| PackagingError::Unsupported {
+            field: "format",
+            message: format!(
+                "{offset} bytes of samples do not fit a WAV file (4 GiB at most): export a shorter span, or format=raw"
+            ),
+        })?;
+        prefix = Bytes::from(header);
+        let shift = prefix.len() as u64;
+        for p in &mut parts {
+            p.offset += shift;
+        }
+        offset += shift;
+        prefix.len().hash(&mut h);
+        "wav".hash(&mut h);
+    }
     Ok(Plan {
+        prefix,
         parts,
         len: offset,
         etag: format!("\"{:016x}\"", h.finish()),
@@ -195,7 +281,14 @@ pub fn stream(
     // Each read is a task of its own, so bodies are received on every core, not on the
     // consumer's; dropping the stream aborts them.
     let reads = Arc::new(tokio::sync::Semaphore::new(read_ahead.max(1)));
-    futures::stream::iter(sized_pieces(plan, range))
+    let head = plan.prefix.len() as u64;
+    let prefix = (range.start < head).then(|| {
+        let b = plan
+            .prefix
+            .slice(range.start as usize..range.end.min(head) as usize);
+        futures::stream::iter([Ok::<_, ObjectError>(b)])
+    });
+    let objects_part = futures::stream::iter(sized_pieces(plan, range))
         .map(move |(id, r, size)| {
             let (objects, reads) = (objects.clone(), reads.clone());
             let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
@@ -223,8 +316,11 @@ pub fn stream(
             }
         })
         .buffered(read_ahead.max(1) * 2)
-        .try_flatten()
-        .boxed()
+        .try_flatten();
+    match prefix {
+        Some(p) => p.chain(objects_part).boxed(),
+        None => objects_part.boxed(),
+    }
 }
 
 /// The id part of a download's file name.
@@ -258,6 +354,7 @@ mod tests {
             })
             .collect();
         Plan {
+            prefix: Bytes::new(),
             parts,
             len: offset,
             etag: String::new(),

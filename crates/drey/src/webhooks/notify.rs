@@ -304,10 +304,16 @@ impl Index for NotifyingIndex {
         id: &str,
         flow: Id,
         spec: &str,
-        chunks: i64,
+        chunks: Option<i64>,
         now: i64,
     ) -> Result<(Id, String)> {
         self.inner.create_job(id, flow, spec, chunks, now).await
+    }
+    async fn add_job_chunks(&self, id: &str, first: i64, last: i64) -> Result<()> {
+        self.inner.add_job_chunks(id, first, last).await
+    }
+    async fn end_job(&self, id: &str, chunks: i64) -> Result<()> {
+        self.inner.end_job(id, chunks).await
     }
     #[allow(clippy::too_many_arguments)]
     async fn claim_job_chunk_in(
@@ -329,7 +335,7 @@ impl Index for NotifyingIndex {
     async fn finish_job_chunk(&self, id: &str, chunk: i64, owner: &str, now: i64) -> Result<bool> {
         self.inner.finish_job_chunk(id, chunk, owner, now).await
     }
-    async fn job_progress(&self, id: &str) -> Result<Option<(i64, i64)>> {
+    async fn job_progress(&self, id: &str) -> Result<Option<crate::storage::index::JobProgress>> {
         self.inner.job_progress(id).await
     }
 }

@@ -733,14 +733,24 @@ async fn check_webhook_outbox(ix: &dyn Index) {
 /// once each until their lease expires, finished only by their holder.
 async fn check_jobs(ix: &dyn Index) {
     let (job, flow) = (Id::new_v4().to_string(), Id::new_v4());
-    let (f, spec) = ix.create_job(&job, flow, "spec-1", 3, 1).await.unwrap();
+    let (f, spec) = ix
+        .create_job(&job, flow, "spec-1", Some(3), 1)
+        .await
+        .unwrap();
     assert_eq!((f, spec.as_str()), (flow, "spec-1"));
     let (f, spec) = ix
-        .create_job(&job, Id::new_v4(), "spec-2", 9, 2)
+        .create_job(&job, Id::new_v4(), "spec-2", Some(9), 2)
         .await
         .unwrap();
     assert_eq!((f, spec.as_str()), (flow, "spec-1"), "the first job stays");
-    assert_eq!(ix.job_progress(&job).await.unwrap(), Some((0, 3)));
+    assert_eq!(
+        ix.job_progress(&job).await.unwrap(),
+        Some(JobProgress {
+            done: 0,
+            chunks: 3,
+            ended: true
+        })
+    );
     assert_eq!(
         ix.claim_job_chunk(&job, "a", 10, 100).await.unwrap(),
         Some(0)
@@ -770,7 +780,14 @@ async fn check_jobs(ix: &dyn Index) {
     );
     assert!(!ix.finish_job_chunk(&job, 1, "b", 120).await.unwrap());
     assert!(ix.finish_job_chunk(&job, 1, "c", 120).await.unwrap());
-    assert_eq!(ix.job_progress(&job).await.unwrap(), Some((2, 3)));
+    assert_eq!(
+        ix.job_progress(&job).await.unwrap(),
+        Some(JobProgress {
+            done: 2,
+            chunks: 3,
+            ended: true
+        })
+    );
     assert_eq!(ix.job_progress("no-such-job").await.unwrap(), None);
     // Ranged claims (a stream receiver's window) and pending counts.
     assert_eq!(ix.pending_job_chunks(&job, 0, 2).await.unwrap(), 1);
@@ -788,8 +805,65 @@ async fn check_jobs(ix: &dyn Index) {
     );
     // Many chunks are made in one statement.
     let big = Id::new_v4().to_string();
-    ix.create_job(&big, flow, "s", 20_000, 1).await.unwrap();
-    assert_eq!(ix.job_progress(&big).await.unwrap(), Some((0, 20_000)));
+    ix.create_job(&big, flow, "s", Some(20_000), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        ix.job_progress(&big).await.unwrap(),
+        Some(JobProgress {
+            done: 0,
+            chunks: 20_000,
+            ended: true
+        })
+    );
+    // An open job (a live stream): chunks appear as receivers add what they hold, the
+    // end once one says it; adding again changes nothing, and the end is set once.
+    let open = Id::new_v4().to_string();
+    ix.create_job(&open, flow, "live", None, 1).await.unwrap();
+    assert_eq!(
+        ix.job_progress(&open).await.unwrap(),
+        Some(JobProgress {
+            done: 0,
+            chunks: 0,
+            ended: false
+        })
+    );
+    assert_eq!(ix.claim_job_chunk(&open, "a", 10, 100).await.unwrap(), None);
+    ix.add_job_chunks(&open, 5, 7).await.unwrap();
+    assert_eq!(
+        ix.claim_job_chunk(&open, "a", 10, 100).await.unwrap(),
+        Some(5)
+    );
+    assert!(ix.finish_job_chunk(&open, 5, "a", 20).await.unwrap());
+    ix.add_job_chunks(&open, 4, 8).await.unwrap();
+    assert_eq!(
+        ix.pending_job_chunks(&open, 0, 100).await.unwrap(),
+        4,
+        "4, 6, 7, 8"
+    );
+    assert_eq!(
+        ix.job_progress(&open).await.unwrap(),
+        Some(JobProgress {
+            done: 1,
+            chunks: 5,
+            ended: false
+        })
+    );
+    ix.end_job(&open, 9).await.unwrap();
+    ix.end_job(&open, 50).await.unwrap();
+    // Chunks 0-3 were held by no receiver: not the job's (a gap in the flow).
+    let p = ix.job_progress(&open).await.unwrap().unwrap();
+    assert_eq!(
+        p,
+        JobProgress {
+            done: 1,
+            chunks: 5,
+            ended: true
+        }
+    );
+    assert!(!p.finished());
+    ix.add_job_chunks("no-such-job", 0, 3).await.unwrap();
+    assert_eq!(ix.job_progress("no-such-job").await.unwrap(), None);
 }
 
 async fn sqlite() -> (Arc<dyn Index>, tempfile::TempDir) {

@@ -53,6 +53,26 @@ pub struct Versioned<T> {
     pub version: String,
 }
 
+/// How far a writer job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Chunks stored.
+    pub done: i64,
+    /// Chunks the job has: all of a job made with a length; for an open job those its
+    /// receivers added (chunks no receiver held are not the job's).
+    pub chunks: i64,
+    /// No more chunks will be added (a job made with a length, or an open job given its
+    /// end).
+    pub ended: bool,
+}
+
+impl JobProgress {
+    /// Every chunk is stored and none will be added.
+    pub fn finished(&self) -> bool {
+        self.ended && self.done >= self.chunks
+    }
+}
+
 /// Outcome of [`Index::put_flow`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutFlow {
@@ -289,15 +309,23 @@ pub trait Index: Send + Sync + 'static {
     async fn forget_webhook(&self, webhook_id: &str, meta_key: &str) -> Result<()>;
 
     /// Creates a writer job with `chunks` chunks unless it exists; answers the stored
-    /// job's flow id and spec (the caller compares them with its own).
+    /// job's flow id and spec (the caller compares them with its own). `None` makes an
+    /// open job (a live stream of unknown length): it has no chunks until
+    /// [`Index::add_job_chunks`] adds them, and no end until [`Index::end_job`] says it.
     async fn create_job(
         &self,
         id: &str,
         flow_id: Id,
         spec: &str,
-        chunks: i64,
+        chunks: Option<i64>,
         now_unix_ns: i64,
     ) -> Result<(Id, String)>;
+    /// Adds chunks `first..=last` (at most 100,000 at once) to a job, those it has
+    /// already left as they are (so receivers of one stream may all add what they hold).
+    async fn add_job_chunks(&self, id: &str, first: i64, last: i64) -> Result<()>;
+    /// Gives an open job its end: `chunks` chunks in all. A job whose end is known is
+    /// left as it is.
+    async fn end_job(&self, id: &str, chunks: i64) -> Result<()>;
     /// Claims the first chunk of a job that is neither done nor leased by a live writer,
     /// leasing it to `owner` until `lease_until`.
     async fn claim_job_chunk(
@@ -331,8 +359,8 @@ pub trait Index: Send + Sync + 'static {
         owner: &str,
         now_unix_ns: i64,
     ) -> Result<bool>;
-    /// (chunks done, chunks in all) of a job; `None` when there is no such job.
-    async fn job_progress(&self, id: &str) -> Result<Option<(i64, i64)>>;
+    /// How far a job is; `None` when there is no such job.
+    async fn job_progress(&self, id: &str) -> Result<Option<JobProgress>>;
 }
 
 /// Opens the index named by a database URL and applies migrations.

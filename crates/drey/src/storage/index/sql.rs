@@ -1103,8 +1103,10 @@ macro_rules! impl_index {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn create_job(&self, id: &str, flow_id: Id, spec: &str, chunks: i64, now: i64) -> Result<(Id, String)> {
+            async fn create_job(&self, id: &str, flow_id: Id, spec: &str, chunks: Option<i64>, now: i64) -> Result<(Id, String)> {
                 use sqlx::Row;
+                // An open job's `chunks` is stored as -1 until `end_job` sets it.
+                let chunks = chunks.map_or(-1, |c| c.max(0));
                 let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
                 let done = sqlx::query(
                     "INSERT INTO jobs (id, flow_id, spec, chunks, created_unix_ns) VALUES ($1, $2, $3, $4, $5) \
@@ -1135,6 +1137,37 @@ macro_rules! impl_index {
                     .await?;
                 tx.commit().await?;
                 Ok((parse_id(&row.try_get::<String, _>("flow_id")?)?, row.try_get("spec")?))
+            }
+
+            async fn add_job_chunks(&self, id: &str, first: i64, last: i64) -> Result<()> {
+                if first > last || first < 0 {
+                    return Ok(());
+                }
+                // What one receiver holds is far less; the cap bounds one statement.
+                let last = last.min(first.saturating_add(99_999));
+                sqlx::query(pick!(
+                    $pg,
+                    "INSERT INTO job_chunks (job_id, chunk) SELECT $1, g FROM generate_series($2::bigint, $3::bigint) AS g \
+                     WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1) ON CONFLICT DO NOTHING",
+                    "WITH RECURSIVE c(x) AS (SELECT $2 UNION ALL SELECT x + 1 FROM c WHERE x + 1 <= $3) \
+                     INSERT INTO job_chunks (job_id, chunk) SELECT $1, x FROM c \
+                     WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1) ON CONFLICT DO NOTHING"
+                ))
+                .bind(id)
+                .bind(first)
+                .bind(last)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn end_job(&self, id: &str, chunks: i64) -> Result<()> {
+                sqlx::query("UPDATE jobs SET chunks = $2 WHERE id = $1 AND chunks < 0")
+                    .bind(id)
+                    .bind(chunks.max(0))
+                    .execute(self.write())
+                    .await?;
+                Ok(())
             }
 
             async fn claim_job_chunk_in(&self, id: &str, owner: &str, now: i64, lease_until: i64, first: i64, last: i64) -> Result<Option<i64>> {
@@ -1183,7 +1216,7 @@ macro_rules! impl_index {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn job_progress(&self, id: &str) -> Result<Option<(i64, i64)>> {
+            async fn job_progress(&self, id: &str) -> Result<Option<JobProgress>> {
                 use sqlx::Row;
                 let total: Option<i64> = sqlx::query_scalar("SELECT chunks FROM jobs WHERE id = $1")
                     .bind(id)
@@ -1193,12 +1226,16 @@ macro_rules! impl_index {
                     return Ok(None);
                 };
                 let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM job_chunks WHERE job_id = $1 AND done_unix_ns IS NOT NULL",
+                    "SELECT COUNT(*) AS n, COUNT(done_unix_ns) AS d FROM job_chunks WHERE job_id = $1",
                 )
                 .bind(id)
                 .fetch_one(self.write())
                 .await?;
-                Ok(Some((row.try_get("n")?, total)))
+                Ok(Some(JobProgress {
+                    done: row.try_get("d")?,
+                    chunks: row.try_get("n")?,
+                    ended: total >= 0,
+                }))
             }
 
             async fn forget_webhook(&self, webhook_id: &str, meta_key: &str) -> Result<()> {

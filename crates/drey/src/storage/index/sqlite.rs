@@ -15,8 +15,8 @@ use super::sql::{
     SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
-    DeleteChunk, FlowQuery, Index, IndexError, ObjectRow, ObjectState, OutboxRow, PutFlow, Result,
-    SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned, plan,
+    DeleteChunk, FlowQuery, Index, IndexError, JobProgress, ObjectRow, ObjectState, OutboxRow,
+    PutFlow, Result, SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned, plan,
 };
 
 pub struct SqliteIndex {
