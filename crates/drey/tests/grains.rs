@@ -329,9 +329,11 @@ async fn bench_runs_and_cleans_up() {
         "raw_get_fps",
         "write_fps",
         "read_fps",
+        "stream_fps",
         "process_fps",
         "write_ratio",
         "read_ratio",
+        "stream_ratio",
         "process_ratio",
     ] {
         assert!(row[k].as_f64().unwrap() > 0.0, "{k}: {row}");

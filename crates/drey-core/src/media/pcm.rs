@@ -310,6 +310,10 @@ pub fn parse_wav(head: &[u8], file_len: u64) -> Result<WavInfo, PcmError> {
             // A placeholder size may leave a partial sample frame at the end: drop it.
             let data_len = if matches!(size, 0 | u32::MAX) {
                 data_len - data_len % frame
+            } else if !data_len.is_multiple_of(frame) {
+                return Err(not(&format!(
+                    "the data chunk's {data_len} bytes are not a whole number of {frame}-byte sample frames"
+                )));
             } else {
                 data_len
             };
@@ -510,6 +514,14 @@ mod tests {
         h[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
         let info = parse_wav(&h, n as u64 + 403).unwrap();
         assert_eq!(info.data_len, 400);
+        // A data chunk that is not whole sample frames (found by the fuzzer).
+        let h = wav_header(&l, 401).unwrap();
+        assert!(
+            parse_wav(&h, h.len() as u64 + 401)
+                .unwrap_err()
+                .to_string()
+                .contains("whole number of 4-byte sample frames")
+        );
         // An unknown chunk before the data is skipped (padded to even).
         let mut h = wav_header(&l, 400).unwrap();
         let data = h.split_off(36);

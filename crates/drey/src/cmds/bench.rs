@@ -1,8 +1,11 @@
 //! `drey bench`: Squirrel's tests on any backend. For each frame size and worker count it
 //! measures, in one run with the same object size and parallelism: the raw object-store
 //! PUT and GET rates (no index), then drey writing uncompressed grains (jobs, batched
-//! allocation and registration), reading them back in order (parallel download), and
-//! read-process-write (the renderer: luma inverted into a new flow of the same source).
+//! allocation and registration), reading them back in order (parallel download), playing
+//! them out as a stream (parallel stream creation, unpaced: the highest rate it could be
+//! paced at), and read-process-write (the renderer: luma inverted into a new flow of the
+//! same source). Before each timed measurement the page cache's dirty pages are written
+//! back (`sync`, untimed), so one measurement's writeback does not land on the next.
 //! It prints frames per second, drey's ratio to the raw rate, which of the asked frame
 //! rates each sustains, and with `--price` what one stream costs per hour. Everything it
 //! writes is deleted afterwards.
@@ -47,8 +50,12 @@ pub struct BenchArgs {
     /// Frame rates to judge (sustained when the measured rate is at least this).
     #[arg(long, default_value = "25,50,60", value_delimiter = ',')]
     pub rates: Vec<f64>,
-    /// What to run: write, read, process (comma-separated).
-    #[arg(long, default_value = "write,read,process", value_delimiter = ',')]
+    /// What to run: write, read, stream, process (comma-separated).
+    #[arg(
+        long,
+        default_value = "write,read,stream,process",
+        value_delimiter = ','
+    )]
     pub tests: Vec<String>,
     /// Frames per writer chunk (one claim, one batched allocation and registration).
     /// Rounds should hold many chunks per worker: with few, the last ones leave workers
@@ -133,9 +140,11 @@ struct Row {
     raw_get_fps: f64,
     write_fps: Option<f64>,
     read_fps: Option<f64>,
+    stream_fps: Option<f64>,
     process_fps: Option<f64>,
     write_ratio: Option<f64>,
     read_ratio: Option<f64>,
+    stream_ratio: Option<f64>,
     /// Against raw GET+PUT of the same frame, one after the other per worker.
     process_ratio: Option<f64>,
 }
@@ -182,6 +191,12 @@ async fn remove_flow(index: &dyn Index, objects: &Objects, flow: Id) -> anyhow::
     Ok(())
 }
 
+/// Writes the page cache's dirty pages back (untimed), so a measurement does not pay for
+/// the writeback of the one before it.
+async fn settle() {
+    let _ = tokio::process::Command::new("sync").status().await;
+}
+
 /// Every measurement of one configuration, `rounds` times on a share of the frames each;
 /// rates are total frames over total time.
 async fn one(
@@ -213,11 +228,13 @@ async fn one(
         raw_get_fps: rate(&|r| Some(r.raw_get_fps)).unwrap_or(0.0),
         write_fps: rate(&|r| r.write_fps),
         read_fps: rate(&|r| r.read_fps),
+        stream_fps: rate(&|r| r.stream_fps),
         process_fps: rate(&|r| r.process_fps),
         ..std::mem::take(&mut rows[0])
     };
     row.write_ratio = row.write_fps.map(|f| f / row.raw_put_fps);
     row.read_ratio = row.read_fps.map(|f| f / row.raw_get_fps);
+    row.stream_ratio = row.stream_fps.map(|f| f / row.raw_get_fps);
     row.process_ratio = row
         .process_fps
         .map(|f| f / (1.0 / (1.0 / row.raw_get_fps + 1.0 / row.raw_put_fps)));
@@ -278,11 +295,12 @@ async fn round(
     };
     let wants = |t: &str| args.tests.iter().any(|x| x == t);
     let mut flows = Vec::new();
-    if wants("write") || wants("read") || wants("process") {
+    if wants("write") || wants("read") || wants("stream") || wants("process") {
         let job = format!("bench-{run}-w");
         let spec = crate::grains::prepare(index.as_ref(), &job, &spec, Some("drey bench")).await?;
         flows.push(spec.flow_id);
         let b = bar(args.quiet, n, "drey write");
+        settle().await;
         let started = Instant::now();
         let on = {
             let b = b.clone();
@@ -321,6 +339,7 @@ async fn round(
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let b = bar(args.quiet, plan.len, "drey read (bytes)");
+            settle().await;
             let started = Instant::now();
             let mut body = export::stream(objects.clone(), &plan, 0..plan.len, workers);
             let mut got = 0u64;
@@ -338,6 +357,35 @@ async fn round(
             row.read_ratio = Some(fps / row.raw_get_fps);
         }
 
+        if wants("stream") {
+            // Parallel stream creation, unpaced: `workers` readers, grains sent in order.
+            let b = bar(args.quiet, n, "drey stream");
+            settle().await;
+            let opts = crate::grains::play::Options {
+                readers: workers,
+                pace: false,
+                follow: None,
+                first_frame: 0,
+            };
+            let played = crate::grains::play::play(
+                index.clone(),
+                objects.clone(),
+                spec.flow_id,
+                drey_core::TimeRange::ETERNITY,
+                &opts,
+                crate::grains::play::Sink::Bytes(Box::new(tokio::io::sink())),
+                std::future::pending(),
+            )
+            .await?;
+            b.finish_and_clear();
+            if played.frames != n {
+                bail!("played {} frames, wrote {n}", played.frames);
+            }
+            let fps = n as f64 / played.seconds.max(1e-9);
+            row.stream_fps = Some(fps);
+            row.stream_ratio = Some(fps / row.raw_get_fps);
+        }
+
         if wants("process") {
             // The renderer: each worker reads a grain, inverts its luma and writes it to a
             // new flow of the same source.
@@ -351,6 +399,7 @@ async fn round(
                 .await?;
             flows.push(out.flow_id);
             let b = bar(args.quiet, n, "drey read-process-write");
+            settle().await;
             let started = Instant::now();
             let on = {
                 let b = b.clone();
@@ -403,6 +452,7 @@ async fn raw_phase(
 ) -> anyhow::Result<(f64, f64)> {
     let (canned, run) = (canned.clone(), run.to_owned());
     let b = bar(args.quiet, n, "raw PUT");
+    settle().await;
     let put = {
         let (objects, canned, run) = (objects.clone(), canned.clone(), run.clone());
         parallel(n, workers, &b, move |i| {
@@ -416,6 +466,7 @@ async fn raw_phase(
         .await?
     };
     let b = bar(args.quiet, n, "raw GET");
+    settle().await;
     let get = {
         let (objects, run) = (objects.clone(), run.clone());
         parallel(n, workers, &b, move |i| {
@@ -476,8 +527,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--frames must be at least 1");
     }
     for t in &args.tests {
-        if !matches!(t.as_str(), "write" | "read" | "process") {
-            bail!("--tests: {t:?} is not write, read or process");
+        if !matches!(t.as_str(), "write" | "read" | "stream" | "process") {
+            bail!("--tests: {t:?} is not write, read, stream or process");
         }
     }
     let cfg = FileConfig::load(args.store.config.as_deref())?;
@@ -496,7 +547,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
-            "{:<10} {:<8} {:>8} {:>3} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>6} | sustains (write / read / process)",
+            "{:<10} {:<8} {:>8} {:>3} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} {:>9} {:>6} | {:>9} {:>6} | sustains (write / read / stream / process)",
             "size",
             "format",
             "MB/frame",
@@ -506,6 +557,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "ratio",
             "raw GET",
             "read",
+            "ratio",
+            "stream",
             "ratio",
             "process",
             "ratio"
@@ -524,7 +577,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let r = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.2}"));
             writeln!(
                 out,
-                "{:<10} {:<8} {:>8.2} {:>3} | {:>9.1} {:>9} {:>6} | {:>9.1} {:>9} {:>6} | {:>9} {:>6} | {} / {} / {} fps",
+                "{:<10} {:<8} {:>8.2} {:>3} | {:>9.1} {:>9} {:>6} | {:>9.1} {:>9} {:>6} {:>9} {:>6} | {:>9} {:>6} | {} / {} / {} / {} fps",
                 row.size,
                 row.format,
                 row.frame_bytes as f64 / 1e6,
@@ -535,16 +588,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 row.raw_get_fps,
                 f(row.read_fps),
                 r(row.read_ratio),
+                f(row.stream_fps),
+                r(row.stream_ratio),
                 f(row.process_fps),
                 r(row.process_ratio),
                 sustained(row.write_fps, &args.rates),
                 sustained(row.read_fps, &args.rates),
+                sustained(row.stream_fps, &args.rates),
                 sustained(row.process_fps, &args.rates),
             )?;
             if let Some(price) = args.price {
                 for (what, fps) in [
                     ("write", row.write_fps),
                     ("read", row.read_fps),
+                    ("stream", row.stream_fps),
                     ("process", row.process_fps),
                 ] {
                     let Some(fps) = fps else { continue };
