@@ -190,7 +190,7 @@ pub async fn play(
                     .map_err(|e| anyhow::anyhow!("a read task failed: {e}"))?
             }
         })
-        .buffered(readers * 2);
+        .buffered(readers * 4);
     tokio::pin!(stop);
     let mut out = Played::default();
     let started = Instant::now();

@@ -315,7 +315,7 @@ pub fn stream(
                     .map_err(|e| ObjectError::Body(format!("a read task failed: {e}")))?
             }
         })
-        .buffered(read_ahead.max(1) * 2)
+        .buffered(read_ahead.max(1) * 4)
         .try_flatten();
     match prefix {
         Some(p) => p.chain(objects_part).boxed(),
