@@ -90,6 +90,7 @@ pub fn pcm_layout(flow: &Flow) -> Option<PcmLayout> {
 /// What a span's file will hold.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub kind: Kind,
     /// Bytes before the first part (a WAV header).
     pub prefix: Bytes,
     pub parts: Vec<Part>,
@@ -228,6 +229,7 @@ pub async fn plan(
         "wav".hash(&mut h);
     }
     Ok(Plan {
+        kind,
         prefix,
         parts,
         len: offset,
@@ -266,8 +268,8 @@ fn sized_pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>, u64)
 }
 
 /// `range` of the planned file as a stream: objects fetched `read_ahead` at a time, in
-/// order, each piece whole in memory at most (so memory stays under 4 x read_ahead
-/// segments whatever the span). A failed or short read ends the stream with an error, which
+/// order, each piece whole in memory at most (so memory stays under 2 x read_ahead
+/// segments, 4 x for grains, whatever the span). A failed or short read ends the stream with an error, which
 /// the HTTP layer turns into a cut connection (the client sees fewer bytes than
 /// Content-Length, never wrong ones).
 pub fn stream(
@@ -276,14 +278,18 @@ pub fn stream(
     range: Range<u64>,
     read_ahead: usize,
 ) -> BoxStream<'static, Result<Bytes, ObjectError>> {
-    // `read_ahead` reads in flight, and three times as many finished ones may wait for a
-    // slower one ahead of them: a slow read does not stall the others (the file stays in
-    // order; with room for only as many, reads on RGW ran at 0.75-0.82 of unordered GETs
-    // at the same parallelism, with three times as many at 0.89-1.08).
+    // `read_ahead` reads in flight, and as many finished ones (three times as many for
+    // grains) may wait for a slower one ahead of them: a slow read does not stall the
+    // others (the file stays in order). Grains are many objects per second, where one slow
+    // read would hold the rest up most: with room for as many, grain reads on RGW ran at
+    // 0.75-0.82 of unordered GETs at the same parallelism, with three times as many at
+    // 0.89-1.08. Segment exports keep the smaller bound, so a long span's memory stays
+    // where a short one's is.
     // Each read is a task of its own, so bodies are received on every core, not on the
     // consumer's; dropping the stream aborts them.
     let reads = Arc::new(tokio::sync::Semaphore::new(read_ahead.max(1)));
     let head = plan.prefix.len() as u64;
+    let waiting = if plan.kind == Kind::Ts { 1 } else { 3 };
     let prefix = (range.start < head).then(|| {
         let b = plan
             .prefix
@@ -317,7 +323,7 @@ pub fn stream(
                     .map_err(|e| ObjectError::Body(format!("a read task failed: {e}")))?
             }
         })
-        .buffered(read_ahead.max(1) * 4)
+        .buffered(read_ahead.max(1) * (1 + waiting))
         .try_flatten();
     match prefix {
         Some(p) => p.chain(objects_part).boxed(),
@@ -356,6 +362,7 @@ mod tests {
             })
             .collect();
         Plan {
+            kind: Kind::Ts,
             prefix: Bytes::new(),
             parts,
             len: offset,
