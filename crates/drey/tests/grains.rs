@@ -45,55 +45,15 @@ fn ingest_args<'a>(file: &'a str, size: &'a (String, String), format: &'a str) -
     ]
 }
 
-/// Every segment of the flow, in time order.
-async fn segments(d: &Drey, flow: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut url = d.url(&format!("/flows/{flow}/segments?limit=1000"));
-    loop {
-        let r = reqwest::get(&url).await.unwrap();
-        assert_eq!(r.status(), 200);
-        let next = r
-            .headers()
-            .get("link")
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| l.split(';').next())
-            .map(|l| l.trim().trim_matches(['<', '>']).to_owned());
-        let page: Vec<Value> = r.json().await.unwrap();
-        out.extend(page);
-        match next {
-            Some(n) => url = n,
-            None => return out,
-        }
-    }
-}
+use common::grains::segments;
 
 /// The flow holds `frames` grains, once each, back to back at 50 fps.
 async fn check_grains(d: &Drey, flow: &str, frames: usize) {
-    let segs = segments(d, flow).await;
-    assert_eq!(segs.len(), frames, "one segment per frame");
-    let ranges: Vec<drey_core::TimeRange> = segs
-        .iter()
-        .map(|s| s["timerange"].as_str().unwrap().parse().unwrap())
-        .collect();
-    for w in ranges.windows(2) {
-        assert_eq!(w[0].end_nanos(), w[1].start_nanos(), "contiguous grains");
-    }
-    for r in &ranges {
-        assert_eq!(r.duration_nanos(), Some(20_000_000), "exactly 1/50 s: {r}");
-    }
+    common::grains::check(d, flow, frames, 20_000_000).await;
 }
 
 fn export(d: &Drey, flow: &str, out: &Path) {
-    let (ok, err) = d.run_cli(&[
-        "export",
-        flow,
-        "--format",
-        "raw",
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(ok, "drey export: {err}");
+    common::grains::export(d, flow, "raw", out);
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

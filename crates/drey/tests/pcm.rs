@@ -49,10 +49,6 @@ fn ingest(d: &Drey, args: &[&str]) -> Value {
     serde_json::from_str(out.trim()).unwrap()
 }
 
-async fn segments(d: &Drey, flow: &str) -> Vec<Value> {
-    common::media::segments(d, flow).await
-}
-
 fn ffprobe_audio(target: &str) -> Value {
     let out = Command::new("ffprobe")
         .args([
@@ -101,12 +97,8 @@ async fn check_flow(d: &Drey, flow: &str) {
         "{e}"
     );
     assert_eq!(e["unc_parameters"]["unc_type"], "interleaved");
-    let segs = segments(d, flow).await;
-    assert_eq!(segs.len(), 251, "480480 samples in grains of 1920");
-    let ranges: Vec<drey_core::TimeRange> = segs
-        .iter()
-        .map(|s| s["timerange"].as_str().unwrap().parse().unwrap())
-        .collect();
+    let ranges = common::grains::ranges(d, flow).await;
+    assert_eq!(ranges.len(), 251, "480480 samples in grains of 1920");
     for w in ranges.windows(2) {
         assert_eq!(w[0].end_nanos(), w[1].start_nanos(), "contiguous grains");
     }
@@ -159,18 +151,8 @@ async fn wav_and_raw_pcm_round_trip(backend: Backend) {
     for flow in [&from_wav, &from_raw] {
         // format=raw: the samples, bit for bit (from the store, and over HTTP).
         let back = dir.path().join(format!("{flow}.s24le"));
-        let (ok, err) = d.run_cli(&[
-            "export",
-            flow,
-            "--format",
-            "raw",
-            "-o",
-            back.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert!(ok, "{err}");
         assert!(
-            std::fs::read(&back).unwrap() == samples,
+            common::grains::export(&d, flow, "raw", &back) == samples,
             "raw export differs"
         );
         let http = reqwest::get(d.url(&format!("/flows/{flow}/download?format=raw")))
@@ -199,18 +181,9 @@ async fn wav_and_raw_pcm_round_trip(backend: Backend) {
         assert_eq!(full.headers()["content-type"], "audio/wav");
         std::fs::write(&file, full.bytes().await.unwrap()).unwrap();
         assert!(decoded(&file) == samples, "the WAV export's samples differ");
-        let (ok, err) = d.run_cli(&[
-            "export",
-            flow,
-            "--format",
-            "wav",
-            "-o",
-            dir.path().join("cli.wav").to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert!(ok, "{err}");
         assert!(
-            std::fs::read(dir.path().join("cli.wav")).unwrap() == std::fs::read(&file).unwrap(),
+            common::grains::export(&d, flow, "wav", &dir.path().join("cli.wav"))
+                == std::fs::read(&file).unwrap(),
             "drey export --format wav differs from the download"
         );
         // Byte ranges across the header and into the samples equal the whole file's.

@@ -103,33 +103,12 @@ fn finished(child: Child, what: &str) -> Value {
 }
 
 fn export_raw(d: &Drey, flow: &str, out: &Path) -> Vec<u8> {
-    let (ok, err) = d.run_cli(&[
-        "export",
-        flow,
-        "--format",
-        "raw",
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(ok, "drey export: {err}");
-    std::fs::read(out).unwrap()
+    common::grains::export(d, flow, "raw", out)
 }
 
 /// The grains of a flow: once each, contiguous, 1/50 s each.
 async fn check_grains(d: &Drey, flow: &str, frames: usize) {
-    let segs = common::media::segments(d, flow).await;
-    assert_eq!(segs.len(), frames, "one segment per frame");
-    let ranges: Vec<drey_core::TimeRange> = segs
-        .iter()
-        .map(|s| s["timerange"].as_str().unwrap().parse().unwrap())
-        .collect();
-    for w in ranges.windows(2) {
-        assert_eq!(w[0].end_nanos(), w[1].start_nanos(), "contiguous grains");
-    }
-    for r in &ranges {
-        assert_eq!(r.duration_nanos(), Some(20_000_000), "{r}");
-    }
+    common::grains::check(d, flow, frames, 20_000_000).await;
 }
 
 /// A stored flow played out to two receivers that store it as a new flow (a stream of

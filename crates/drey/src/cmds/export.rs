@@ -14,7 +14,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{FileConfig, StoreArgs, StoreConfig};
-use crate::http::query::Query;
 use crate::packaging::{export, mp4};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -25,15 +24,8 @@ pub struct ExportArgs {
     /// combined into one MP4.
     #[arg(long)]
     pub source: bool,
-    /// Start of the span, ISO 8601 UTC (e.g. 2026-11-29T14:00:00Z).
-    #[arg(long)]
-    pub start: Option<String>,
-    /// End of the span, ISO 8601 UTC (exclusive).
-    #[arg(long)]
-    pub end: Option<String>,
-    /// The span as a TAMS timerange instead (e.g. "[1764424837:0_1764424897:0)").
-    #[arg(long, conflicts_with_all = ["start", "end"])]
-    pub timerange: Option<String>,
+    #[command(flatten)]
+    pub span: super::SpanArgs,
     /// File format: ts (the segments concatenated), mp4 (progressive, trimmed to the span),
     /// raw (an uncompressed flow's grains back to back) or wav (a PCM flow's samples).
     #[arg(long, default_value = "ts", value_parser = ["ts", "mp4", "raw", "wav"])]
@@ -58,15 +50,7 @@ impl ExportArgs {
     fn query(&self) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair("format", &self.format);
-        for (k, v) in [
-            ("timerange", &self.timerange),
-            ("start", &self.start),
-            ("end", &self.end),
-        ] {
-            if let Some(v) = v {
-                q.append_pair(k, v);
-            }
-        }
+        self.span.append_to(&mut q);
         q.finish()
     }
 }
@@ -149,11 +133,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
 async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
     let cfg = FileConfig::load(args.store.config.as_deref())?;
     let (index, objects) = StoreConfig::resolve(&args.store, &cfg).open().await?;
-    let q = args.query();
-    let span = Query::parse(Some(&q))
-        .span()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .unwrap_or(drey_core::TimeRange::ETERNITY);
+    let span = args.span.span()?;
     let flows = if args.source {
         mp4::source_flows(index.as_ref(), args.flow)
             .await

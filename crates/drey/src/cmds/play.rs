@@ -10,26 +10,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use drey_core::TimeRange;
 
 use crate::config::{FileConfig, StoreArgs, StoreConfig};
 use crate::grains::broadcast::Broadcast;
 use crate::grains::play::{Options, Sink, play};
-use crate::http::query::Query;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlayArgs {
     /// The uncompressed flow to play (video/raw or PCM audio).
     pub flow: drey_core::Id,
-    /// Start of the span, ISO 8601 UTC.
-    #[arg(long)]
-    pub start: Option<String>,
-    /// End of the span, ISO 8601 UTC (exclusive).
-    #[arg(long)]
-    pub end: Option<String>,
-    /// The span as a TAMS timerange instead.
-    #[arg(long, conflicts_with_all = ["start", "end"])]
-    pub timerange: Option<String>,
+    #[command(flatten)]
+    pub span: super::SpanArgs,
     /// Serve the stream to every receiver connecting to this address.
     #[arg(long, conflicts_with = "output")]
     pub listen: Option<String>,
@@ -63,20 +54,7 @@ pub struct PlayArgs {
 pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     let cfg = FileConfig::load(args.store.config.as_deref())?;
     let (index, objects) = StoreConfig::resolve(&args.store, &cfg).open().await?;
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("timerange", &args.timerange),
-        ("start", &args.start),
-        ("end", &args.end),
-    ] {
-        if let Some(v) = v {
-            q.append_pair(k, v);
-        }
-    }
-    let span = Query::parse(Some(&q.finish()))
-        .span()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .unwrap_or(TimeRange::ETERNITY);
+    let span = args.span.span()?;
     if args.follow && span.end_nanos().is_some() {
         anyhow::bail!("--follow plays on past the span's end: give a span without an end");
     }

@@ -2,6 +2,7 @@
 //! local directory) or on the scale-out backends (PostgreSQL + S3 from the environment).
 #![allow(dead_code)]
 
+pub mod grains;
 pub mod media;
 
 use std::process::{Child, Command, Stdio};
