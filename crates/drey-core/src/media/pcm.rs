@@ -207,11 +207,6 @@ impl PcmLayout {
         (a * fb, b * fb)
     }
 
-    /// Grains per second (for pacing and windows).
-    pub fn grains_per_second(&self) -> f64 {
-        f64::from(self.sample_rate) / f64::from(self.grain_samples)
-    }
-
     /// TAMS essence parameters of a flow of these grains.
     pub fn essence(&self) -> AudioEssence {
         AudioEssence {

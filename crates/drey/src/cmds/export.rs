@@ -173,11 +173,7 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
             flow,
             span,
             usize::MAX / 2,
-            match args.format.as_str() {
-                "raw" => export::Kind::Raw,
-                "wav" => export::Kind::Wav,
-                _ => export::Kind::Ts,
-            },
+            export::Kind::from_name(&args.format).unwrap_or(export::Kind::Ts),
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -141,6 +141,17 @@ struct FileWork {
     data_offset: u64,
 }
 
+/// Refuses the first flag given of `flags`, saying why.
+fn refuse<const N: usize>(
+    flags: [(bool, &str); N],
+    why: impl Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    match flags.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(anyhow::anyhow!(why(flag))),
+        None => Ok(()),
+    }
+}
+
 fn file_work(args: &RawArgs, file: &std::fs::File) -> anyhow::Result<FileWork> {
     use std::os::unix::fs::FileExt;
     let len = file.metadata()?.len();
@@ -151,26 +162,24 @@ fn file_work(args: &RawArgs, file: &std::fs::File) -> anyhow::Result<FileWork> {
     let is_wav = pcm::looks_like_wav(&head);
     let pcm_format = args.format.as_deref().filter(|f| PcmFormat::is_pcm_name(f));
     if is_wav || pcm_format.is_some() {
-        for (given, flag) in [
-            (args.width.is_some(), "--width"),
-            (args.height.is_some(), "--height"),
-            (args.rate.is_some(), "--rate"),
-        ] {
-            if given {
-                anyhow::bail!("{flag} is for video; {name} is audio (use --sample-rate)");
-            }
-        }
+        refuse(
+            [
+                (args.width.is_some(), "--width"),
+                (args.height.is_some(), "--height"),
+                (args.rate.is_some(), "--rate"),
+            ],
+            |flag| format!("{flag} is for video; {name} is audio (use --sample-rate)"),
+        )?;
         let (format, sample_rate, channels, data_offset, data_len) = if is_wav {
             let w = pcm::parse_wav(&head, len).with_context(|| format!("{name}"))?;
-            for (given, flag) in [
-                (args.format.is_some(), "--format"),
-                (args.sample_rate.is_some(), "--sample-rate"),
-                (args.channels.is_some(), "--channels"),
-            ] {
-                if given {
-                    anyhow::bail!("{name} is a WAV file: its header gives the format; drop {flag}");
-                }
-            }
+            refuse(
+                [
+                    (args.format.is_some(), "--format"),
+                    (args.sample_rate.is_some(), "--sample-rate"),
+                    (args.channels.is_some(), "--channels"),
+                ],
+                |flag| format!("{name} is a WAV file: its header gives the format; drop {flag}"),
+            )?;
             (
                 w.format,
                 w.sample_rate,
@@ -206,15 +215,14 @@ fn file_work(args: &RawArgs, file: &std::fs::File) -> anyhow::Result<FileWork> {
             data_offset,
         });
     }
-    for (given, flag) in [
-        (args.sample_rate.is_some(), "--sample-rate"),
-        (args.channels.is_some(), "--channels"),
-        (args.grain_samples.is_some(), "--grain-samples"),
-    ] {
-        if given {
-            anyhow::bail!("{flag} is for audio; give a pcm_* --format or a WAV file");
-        }
-    }
+    refuse(
+        [
+            (args.sample_rate.is_some(), "--sample-rate"),
+            (args.channels.is_some(), "--channels"),
+            (args.grain_samples.is_some(), "--grain-samples"),
+        ],
+        |flag| format!("{flag} is for audio; give a pcm_* --format or a WAV file"),
+    )?;
     let (Some(f), Some(width), Some(height), Some(rate)) =
         (&args.format, args.width, args.height, &args.rate)
     else {
@@ -292,7 +300,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let source = Arc::new(FileSource {
         file,
         data_offset: work.data_offset,
-        spec: spec.clone(),
+        kind: spec.kind()?,
     });
     let stats = crate::grains::write(
         index.clone(),
@@ -361,11 +369,7 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     ));
     let rx = {
         let received = received.clone();
-        tokio::spawn(async move {
-            let r = conn.receive(&received).await;
-            received.end();
-            r
-        })
+        tokio::spawn(async move { conn.receive(&received).await })
     };
     let started = Instant::now();
     let stats = crate::grains::write_in(

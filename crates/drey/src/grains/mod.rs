@@ -71,7 +71,7 @@ pub struct AudioJob {
     pub samples: u64,
 }
 
-/// What the grains of a job are.
+/// What the grains of a job are (its spec, parsed and checked once).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum GrainKind {
     Video {
@@ -84,6 +84,45 @@ pub enum GrainKind {
         layout: PcmLayout,
         samples: u64,
     },
+}
+
+impl GrainKind {
+    /// Where grain `n` lies in a file of the grains back to back: (offset, length).
+    pub fn grain_bytes(&self, n: u64) -> anyhow::Result<(u64, usize)> {
+        Ok(match *self {
+            GrainKind::Video {
+                format,
+                width,
+                height,
+                ..
+            } => {
+                let fs = format.frame_size(width, height)?;
+                (n * fs as u64, fs)
+            }
+            GrainKind::Audio { layout, samples } => {
+                let (a, b) = layout.grain_bytes(n, samples);
+                (a, usize::try_from(b - a)?)
+            }
+        })
+    }
+
+    /// Grain `n`'s time range, TAI ns `[start, end)`, grain 0 starting at `start_ns`:
+    /// exact, so grains meet without gaps.
+    pub fn grain_range(&self, start_ns: i64, n: u64) -> (i64, i64) {
+        match *self {
+            GrainKind::Video { rate, .. } => (
+                grain_start_ns(start_ns, rate, n),
+                grain_start_ns(start_ns, rate, n + 1),
+            ),
+            GrainKind::Audio { layout, samples } => {
+                let (a, b) = layout.grain_samples_range(n, samples);
+                (
+                    sample_start_ns(start_ns, layout.sample_rate, a),
+                    sample_start_ns(start_ns, layout.sample_rate, b),
+                )
+            }
+        }
+    }
 }
 
 impl JobSpec {
@@ -140,65 +179,6 @@ impl JobSpec {
         }
     }
 
-    /// Bytes of a whole grain (a video frame; an audio grain of `grain_samples`).
-    pub fn frame_size(&self) -> anyhow::Result<usize> {
-        Ok(match self.kind()? {
-            GrainKind::Video {
-                format,
-                width,
-                height,
-                ..
-            } => format.frame_size(width, height)?,
-            GrainKind::Audio { layout, .. } => {
-                usize::try_from(u64::from(layout.grain_samples) * layout.sample_frame_bytes())?
-            }
-        })
-    }
-
-    /// Where grain `n` lies in a file of the job's grains back to back: (offset, length).
-    pub fn grain_bytes(&self, n: u64) -> anyhow::Result<(u64, usize)> {
-        Ok(match self.kind()? {
-            GrainKind::Video {
-                format,
-                width,
-                height,
-                ..
-            } => {
-                let fs = format.frame_size(width, height)?;
-                (n * fs as u64, fs)
-            }
-            GrainKind::Audio { layout, samples } => {
-                let (a, b) = layout.grain_bytes(n, samples);
-                (a, usize::try_from(b - a)?)
-            }
-        })
-    }
-
-    /// Grain `n`'s time range, TAI ns `[start, end)`: exact, so grains meet without gaps.
-    pub fn grain_range(&self, n: u64) -> anyhow::Result<(i64, i64)> {
-        Ok(match self.kind()? {
-            GrainKind::Video { rate, .. } => (
-                grain_start_ns(self.start_ns, rate, n),
-                grain_start_ns(self.start_ns, rate, n + 1),
-            ),
-            GrainKind::Audio { layout, samples } => {
-                let (a, b) = layout.grain_samples_range(n, samples);
-                (
-                    sample_start_ns(self.start_ns, layout.sample_rate, a),
-                    sample_start_ns(self.start_ns, layout.sample_rate, b),
-                )
-            }
-        })
-    }
-
-    /// Grains per second.
-    pub fn grains_per_second(&self) -> anyhow::Result<f64> {
-        Ok(match self.kind()? {
-            GrainKind::Video { rate, .. } => rate.as_f64(),
-            GrainKind::Audio { layout, .. } => layout.grains_per_second(),
-        })
-    }
-
     /// Chunks of the job; `None` for an open one.
     fn chunks(&self) -> Option<u64> {
         (!self.open).then(|| self.frames.div_ceil(self.chunk_frames.max(1)))
@@ -245,7 +225,7 @@ impl JobSpec {
 
     /// The flow the job writes.
     pub fn flow(&self, label: Option<&str>) -> anyhow::Result<Flow> {
-        let v = match self.kind()? {
+        let mut v = match self.kind()? {
             GrainKind::Video {
                 format,
                 width,
@@ -266,7 +246,6 @@ impl JobSpec {
                     "denominator": layout.sample_rate},
             }),
         };
-        let mut v = v;
         v["id"] = serde_json::json!(self.flow_id);
         v["source_id"] = serde_json::json!(self.source_id);
         v["label"] = serde_json::json!(label);
@@ -316,13 +295,13 @@ pub struct FileSource {
     pub file: std::fs::File,
     /// Where the first grain starts (a WAV header's length).
     pub data_offset: u64,
-    pub spec: JobSpec,
+    pub kind: GrainKind,
 }
 
 impl FrameSource for FileSource {
     fn frame(&self, n: u64) -> anyhow::Result<Bytes> {
         use std::os::unix::fs::FileExt;
-        let (off, len) = self.spec.grain_bytes(n)?;
+        let (off, len) = self.kind.grain_bytes(n)?;
         let mut buf = vec![0u8; len];
         self.file
             .read_exact_at(&mut buf, self.data_offset + off)
@@ -618,7 +597,8 @@ impl Writer<'_> {
         source: &Arc<dyn FrameSource>,
     ) -> anyhow::Result<Written> {
         let (spec, job, owner) = (self.spec, self.job, self.owner);
-        let video = spec.audio.is_none();
+        let kind = spec.kind()?;
+        let video = matches!(kind, GrainKind::Video { .. });
         let first = chunk * spec.chunk_frames;
         let end = match (spec.open, self.window) {
             (true, Some(w)) => w.end_frame().unwrap_or(u64::MAX),
@@ -645,7 +625,7 @@ impl Writer<'_> {
             let buf = tokio::task::spawn_blocking(move || src.frame(n)).await??;
             let len = self.objects.put(id, buf).await? as i64;
             stored.push((id.clone(), len));
-            let (start_ns, end_ns) = spec.grain_range(n)?;
+            let (start_ns, end_ns) = kind.grain_range(spec.start_ns, n);
             rows.push(SegmentRow {
                 start_ns,
                 end_ns,

@@ -167,16 +167,19 @@ pub async fn play(
     mut sink: Sink,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Played> {
+    // `readers` fetches in flight, three times as many finished ones waiting in order
+    // (as for the grain download: see `packaging::export::stream`).
     let readers = opts.readers.max(1);
-    let reads = Arc::new(tokio::sync::Semaphore::new(readers));
-    let mut grains = rows(index, flow, span, opts.follow)
-        .map(move |item| {
-            let (objects, reads) = (objects.clone(), reads.clone());
-            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+    let mut grains = crate::storage::objects::fetch_in_order(
+        rows(index, flow, span, opts.follow),
+        readers,
+        readers * 3,
+        move |item: anyhow::Result<Item>| {
+            let objects = objects.clone();
+            async move {
                 match item? {
                     Item::Waited => Ok(None),
                     Item::Grain(row) => {
-                        let _permit = reads.acquire_owned().await.ok();
                         let bytes = objects
                             .get_bytes(&row.object_id)
                             .await
@@ -184,13 +187,10 @@ pub async fn play(
                         Ok(Some((*row, bytes)))
                     }
                 }
-            }));
-            async move {
-                task.await
-                    .map_err(|e| anyhow::anyhow!("a read task failed: {e}"))?
             }
-        })
-        .buffered(readers * 4);
+        },
+        |m| anyhow::anyhow!(m),
+    );
     tokio::pin!(stop);
     let mut out = Played::default();
     let started = Instant::now();
@@ -198,8 +198,7 @@ pub async fn play(
     // since.
     let mut clock: Option<Instant> = None;
     let mut media_ns: u64 = 0;
-    let mut prev_end: Option<i64> = None;
-    let (mut first_start, mut last_end) = (None, None);
+    let (mut first_start, mut last_end): (Option<i64>, Option<i64>) = (None, None);
     let mut n = opts.first_frame;
     loop {
         let next: Option<anyhow::Result<Option<(SegmentRow, Bytes)>>> = tokio::select! {
@@ -216,12 +215,9 @@ pub async fn play(
             continue;
         };
         let dur = u64::try_from(row.end_ns - row.start_ns).unwrap_or(0);
-        if let Some(p) = prev_end
-            && p != row.start_ns
-        {
+        if last_end.is_some_and(|e| e != row.start_ns) {
             out.gaps += 1;
         }
-        prev_end = Some(row.end_ns);
         first_start.get_or_insert(row.start_ns);
         last_end = Some(row.end_ns);
         if opts.pace {

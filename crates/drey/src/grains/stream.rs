@@ -158,8 +158,15 @@ impl Connection {
     }
 
     /// Reads the stream into `into` until the sender ends it (its end header) or the
-    /// connection closes; the frames received.
-    pub async fn receive(mut self, into: &Received) -> anyhow::Result<u64> {
+    /// connection closes or fails; the frames received. Either way `into` is ended: no
+    /// more frames will come to this receiver.
+    pub async fn receive(self, into: &Received) -> anyhow::Result<u64> {
+        let r = self.read_frames(into).await;
+        into.end();
+        r
+    }
+
+    async fn read_frames(mut self, into: &Received) -> anyhow::Result<u64> {
         let mut got = 0u64;
         let mut expect: Option<u64> = None;
         let limit = into.end.load(Ordering::SeqCst);
@@ -200,7 +207,6 @@ impl Connection {
             expect = Some(n + 1);
             got += 1;
         }
-        into.end();
         Ok(got)
     }
 }

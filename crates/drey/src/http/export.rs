@@ -30,14 +30,12 @@ enum Format {
 
 fn format(q: &Query) -> ApiResult<Format> {
     match q.get("format").unwrap_or("ts") {
-        "ts" => Ok(Format::Joined(export::Kind::Ts)),
         "mp4" => Ok(Format::Mp4),
-        "raw" => Ok(Format::Joined(export::Kind::Raw)),
-        "wav" => Ok(Format::Joined(export::Kind::Wav)),
-        other => Err(ApiError::bad(
-            "format",
-            format!("{other:?} is not ts, mp4, raw or wav"),
-        )),
+        other => export::Kind::from_name(other)
+            .map(Format::Joined)
+            .ok_or_else(|| {
+                ApiError::bad("format", format!("{other:?} is not ts, mp4, raw or wav"))
+            }),
     }
 }
 

@@ -49,6 +49,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// `ts`, `raw` or `wav` (the `format` of a download).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            "ts" => Some(Kind::Ts),
+            "raw" => Some(Kind::Raw),
+            "wav" => Some(Kind::Wav),
+            _ => None,
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Kind::Ts => "video/mp2t",
@@ -115,7 +125,8 @@ pub async fn plan(
     kind: Kind,
 ) -> Result<Plan, PackagingError> {
     let codec = flow.codec.as_ref().map(|c| c.as_str());
-    let uncompressed = is_uncompressed(flow);
+    let pcm = pcm_layout(flow);
+    let uncompressed = codec == Some("video/raw") || pcm.is_some();
     match kind {
         Kind::Raw if !uncompressed => {
             return Err(PackagingError::Unsupported {
@@ -126,7 +137,7 @@ pub async fn plan(
                 ),
             });
         }
-        Kind::Wav if pcm_layout(flow).is_none() => {
+        Kind::Wav if pcm.is_none() => {
             return Err(PackagingError::Unsupported {
                 field: "format",
                 message: format!(
@@ -211,7 +222,7 @@ pub async fn plan(
         offset += size;
     }
     if kind == Kind::Wav
-        && let Some(layout) = pcm_layout(flow)
+        && let Some(layout) = pcm
     {
         let header = wav_header(&layout, offset).ok_or_else(|| PackagingError::Unsupported {
             field: "format",
@@ -269,9 +280,9 @@ fn sized_pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>, u64)
 
 /// `range` of the planned file as a stream: objects fetched `read_ahead` at a time, in
 /// order, each piece whole in memory at most (so memory stays under 2 x read_ahead
-/// segments, 4 x for grains, whatever the span). A failed or short read ends the stream with an error, which
-/// the HTTP layer turns into a cut connection (the client sees fewer bytes than
-/// Content-Length, never wrong ones).
+/// segments, 4 x for grains, whatever the span). A failed or short read ends the stream
+/// with an error, which the HTTP layer turns into a cut connection (the client sees fewer
+/// bytes than Content-Length, never wrong ones).
 pub fn stream(
     objects: Arc<Objects>,
     plan: &Plan,
@@ -279,37 +290,33 @@ pub fn stream(
     read_ahead: usize,
 ) -> BoxStream<'static, Result<Bytes, ObjectError>> {
     // `read_ahead` reads in flight, and as many finished ones (three times as many for
-    // grains) may wait for a slower one ahead of them: a slow read does not stall the
-    // others (the file stays in order). Grains are many objects per second, where one slow
-    // read would hold the rest up most: with room for as many, grain reads on RGW ran at
-    // 0.75-0.82 of unordered GETs at the same parallelism, with three times as many at
-    // 0.89-1.08. Segment exports keep the smaller bound, so a long span's memory stays
-    // where a short one's is.
-    // Each read is a task of its own, so bodies are received on every core, not on the
-    // consumer's; dropping the stream aborts them.
-    let reads = Arc::new(tokio::sync::Semaphore::new(read_ahead.max(1)));
+    // grains) may wait for a slower one ahead of them. Grains are many objects per
+    // second, where one slow read would hold the rest up most: with room for as many,
+    // grain reads on RGW ran at 0.75-0.82 of unordered GETs at the same parallelism, with
+    // three times as many at 0.89-1.08. Segment exports keep the smaller bound, so a long
+    // span's memory stays where a short one's is.
     let head = plan.prefix.len() as u64;
-    let waiting = if plan.kind == Kind::Ts { 1 } else { 3 };
+    let waiting = read_ahead.max(1) * if plan.kind == Kind::Ts { 1 } else { 3 };
     let prefix = (range.start < head).then(|| {
         let b = plan
             .prefix
             .slice(range.start as usize..range.end.min(head) as usize);
         futures::stream::iter([Ok::<_, ObjectError>(b)])
     });
-    let objects_part = futures::stream::iter(sized_pieces(plan, range))
-        .map(move |(id, r, size)| {
-            let (objects, reads) = (objects.clone(), reads.clone());
-            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+    let objects_part = crate::storage::objects::fetch_in_order(
+        futures::stream::iter(sized_pieces(plan, range)),
+        read_ahead,
+        waiting,
+        move |(id, r, size): (String, Range<u64>, u64)| {
+            let objects = objects.clone();
+            async move {
                 let want = r.end - r.start;
-                let whole = r.start == 0 && r.end == size;
-                let _permit = reads.acquire_owned().await.ok();
-                let chunks: Vec<Bytes> = if whole {
+                let chunks: Vec<Bytes> = if r.start == 0 && r.end == size {
                     // One contiguous buffer (sized from Content-Length by the store client).
                     vec![objects.get_bytes(&id).await?]
                 } else {
                     objects.get(&id, Some(r)).await?.body.try_collect().await?
                 };
-                drop(_permit);
                 let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
                 if got != want {
                     return Err(ObjectError::Body(format!(
@@ -317,14 +324,11 @@ pub fn stream(
                     )));
                 }
                 Ok(futures::stream::iter(chunks.into_iter().map(Ok)))
-            }));
-            async move {
-                task.await
-                    .map_err(|e| ObjectError::Body(format!("a read task failed: {e}")))?
             }
-        })
-        .buffered(read_ahead.max(1) * (1 + waiting))
-        .try_flatten();
+        },
+        ObjectError::Body,
+    )
+    .try_flatten();
     match prefix {
         Some(p) => p.chain(objects_part).boxed(),
         None => objects_part.boxed(),

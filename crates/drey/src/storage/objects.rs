@@ -445,6 +445,44 @@ impl Objects {
     }
 }
 
+/// Runs `fetch` on each of `items` in parallel and yields the results in the items'
+/// order: at most `in_flight` fetches hold a permit at once, and up to `waiting` finished
+/// ones may wait behind a slower one ahead of them (so a slow read does not stall the
+/// others, and memory stays at `in_flight + waiting` results). Each fetch is a task of its
+/// own, so bodies are received on every core, not on the consumer's; dropping the stream
+/// aborts them. A fetch that panics becomes `on_panic`'s error.
+pub fn fetch_in_order<T, O, E, F, Fut>(
+    items: impl Stream<Item = T> + Send + 'static,
+    in_flight: usize,
+    waiting: usize,
+    fetch: F,
+    on_panic: fn(String) -> E,
+) -> BoxStream<'static, Result<O, E>>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + 'static,
+    F: Fn(T) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<O, E>> + Send + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
+    items
+        .map(move |item| {
+            let permits = permits.clone();
+            let work = fetch(item);
+            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.ok();
+                work.await
+            }));
+            async move {
+                task.await
+                    .map_err(|e| on_panic(format!("a read task failed: {e}")))?
+            }
+        })
+        .buffered(in_flight.max(1) + waiting)
+        .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
