@@ -239,60 +239,45 @@ async fn broken_audio_is_refused_with_nothing_stored() {
     bytes.truncate(bytes.len() - 4);
     let odd = dir.path().join("odd.s24le");
     std::fs::write(&odd, &bytes).unwrap();
-    let pcm = [
-        "--format",
-        "pcm_s24le",
-        "--sample-rate",
-        "48000",
-        "--channels",
-        "2",
-    ];
-    let mut args = vec!["ingest", "raw", odd.to_str().unwrap()];
-    args.extend(pcm);
-    let (ok, err) = d.run_cli(&args);
-    assert!(!ok);
-    assert!(
-        err.contains("not a whole number of 6-byte sample frames"),
-        "{err}"
-    );
-
     let mut w = std::fs::read(&wav).unwrap();
     w.truncate(w.len() / 2);
     let cut = dir.path().join("cut.wav");
     std::fs::write(&cut, &w).unwrap();
-    let (ok, err) = d.run_cli(&["ingest", "raw", cut.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("truncated"), "{err}");
-
-    let (ok, err) = d.run_cli(&["ingest", "raw", wav.to_str().unwrap(), "--width", "10"]);
-    assert!(!ok);
-    assert!(err.contains("--width is for video"), "{err}");
-    let (ok, err) = d.run_cli(&[
-        "ingest",
-        "raw",
+    let (odd, cut, wav, raw) = (
+        odd.to_str().unwrap(),
+        cut.to_str().unwrap(),
         wav.to_str().unwrap(),
-        "--sample-rate",
-        "44100",
-    ]);
-    assert!(!ok);
-    assert!(err.contains("its header gives the format"), "{err}");
-    let (ok, err) = d.run_cli(&[
-        "ingest",
-        "raw",
         raw.to_str().unwrap(),
-        "--format",
-        "pcm_s24le",
-        "--channels",
-        "2",
-    ]);
-    assert!(!ok);
-    assert!(err.contains("--sample-rate"), "{err}");
-    let mut args = vec!["ingest", "raw", raw.to_str().unwrap()];
-    args.extend(pcm);
-    args.extend(["--grain-samples", "0"]);
-    let (ok, err) = d.run_cli(&args);
-    assert!(!ok);
-    assert!(err.contains("samples per grain"), "{err}");
+    );
+    let pcm = "--format pcm_s24le --sample-rate 48000 --channels 2";
+    // (the file and flags, what the refusal must say)
+    let cases = [
+        (
+            format!("{odd} {pcm}"),
+            "not a whole number of 6-byte sample frames",
+        ),
+        (cut.to_owned(), "truncated"),
+        (format!("{wav} --width 10"), "--width is for video"),
+        (
+            format!("{wav} --sample-rate 44100"),
+            "its header gives the format",
+        ),
+        (
+            format!("{raw} --format pcm_s24le --channels 2"),
+            "--sample-rate",
+        ),
+        (
+            format!("{raw} {pcm} --grain-samples 0"),
+            "samples per grain",
+        ),
+    ];
+    for (args, says) in &cases {
+        let mut all = vec!["ingest", "raw"];
+        all.extend(args.split(' '));
+        let (ok, err) = d.run_cli(&all);
+        assert!(!ok, "{args}");
+        assert!(err.contains(says), "{args}: {err}");
+    }
 
     let flows = common::media::get_json(&d.url("/flows")).await;
     assert_eq!(
