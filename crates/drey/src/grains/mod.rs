@@ -25,7 +25,7 @@ use drey_core::model::Flow;
 use drey_core::{Id, Rational};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::index::{Index, SegmentRow};
+use crate::storage::index::{Index, JobChunk, SegmentRow};
 use crate::storage::objects::Objects;
 use crate::util::unix_now_ns;
 
@@ -275,6 +275,11 @@ pub trait FrameSource: Send + Sync + 'static {
     /// Frame `n`'s bytes (blocking: called on a blocking thread). Sources that hold
     /// frames in memory hand them out without a copy.
     fn frame(&self, n: u64) -> anyhow::Result<Bytes>;
+    /// The frames are in memory already: [`FrameSource::frame`] does not block and is
+    /// called in place, without a trip to a blocking thread.
+    fn in_memory(&self) -> bool {
+        false
+    }
 }
 
 /// The chunks a writer may claim (a stream receiver: those whose frames it holds).
@@ -621,8 +626,12 @@ impl Writer<'_> {
         let mut stored = Vec::with_capacity(ids.len());
         let mut rows = Vec::with_capacity(ids.len());
         for (n, id) in (first..last).zip(&ids) {
-            let src = source.clone();
-            let buf = tokio::task::spawn_blocking(move || src.frame(n)).await??;
+            let buf = if source.in_memory() {
+                source.frame(n)?
+            } else {
+                let src = source.clone();
+                tokio::task::spawn_blocking(move || src.frame(n)).await??
+            };
             let len = self.objects.put(id, buf).await? as i64;
             stored.push((id.clone(), len));
             let (start_ns, end_ns) = kind.grain_range(spec.start_ns, n);
@@ -650,16 +659,22 @@ impl Writer<'_> {
         })
     }
 
-    /// Registers a written chunk's segments in one transaction and marks it done.
+    /// Registers a written chunk's segments and marks the chunk done, in one transaction.
     async fn register(
         &self,
         w: Written,
         stats: &WriteStats,
         on_frame: &(dyn Fn(u64) + Send + Sync),
     ) -> anyhow::Result<()> {
-        let results = self
+        // The grains and the chunk's end in one transaction.
+        let chunk = JobChunk {
+            job: self.job,
+            chunk: i64::try_from(w.chunk)?,
+            owner: self.owner,
+        };
+        let (results, _held) = self
             .index
-            .register_stored_segments(self.spec.flow_id, &w.stored, &w.rows, unix_now_ns())
+            .register_job_chunk(self.spec.flow_id, &w.stored, &w.rows, &chunk, unix_now_ns())
             .await?;
         for ((id, len), r) in w.stored.iter().zip(&results) {
             match r {
@@ -677,9 +692,6 @@ impl Writer<'_> {
                 }
             }
         }
-        self.index
-            .finish_job_chunk(self.job, i64::try_from(w.chunk)?, self.owner, unix_now_ns())
-            .await?;
         self.progress.notify_waiters();
         Ok(())
     }

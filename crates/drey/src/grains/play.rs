@@ -167,13 +167,14 @@ pub async fn play(
     mut sink: Sink,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Played> {
-    // `readers` fetches in flight, three times as many finished ones waiting in order
-    // (as for the grain download: see `packaging::export::stream`).
+    // `readers` fetches in flight, finished ones waiting in order as for the grain
+    // download.
     let readers = opts.readers.max(1);
+    let waiting = objects.reorder_room(readers, true);
     let mut grains = crate::storage::objects::fetch_in_order(
         rows(index, flow, span, opts.follow),
         readers,
-        readers * 3,
+        waiting,
         move |item: anyhow::Result<Item>| {
             let objects = objects.clone();
             async move {

@@ -77,6 +77,10 @@ impl FrameSource for Received {
             .cloned()
             .with_context(|| format!("frame {n} is not (or no longer) held here"))
     }
+
+    fn in_memory(&self) -> bool {
+        true
+    }
 }
 
 impl ClaimWindow for Received {

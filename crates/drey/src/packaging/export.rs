@@ -289,14 +289,8 @@ pub fn stream(
     range: Range<u64>,
     read_ahead: usize,
 ) -> BoxStream<'static, Result<Bytes, ObjectError>> {
-    // `read_ahead` reads in flight, and as many finished ones (three times as many for
-    // grains) may wait for a slower one ahead of them. Grains are many objects per
-    // second, where one slow read would hold the rest up most: with room for as many,
-    // grain reads on RGW ran at 0.75-0.82 of unordered GETs at the same parallelism, with
-    // three times as many at 0.89-1.08. Segment exports keep the smaller bound, so a long
-    // span's memory stays where a short one's is.
     let head = plan.prefix.len() as u64;
-    let waiting = read_ahead.max(1) * if plan.kind == Kind::Ts { 1 } else { 3 };
+    let waiting = objects.reorder_room(read_ahead, plan.kind != Kind::Ts);
     let prefix = (range.start < head).then(|| {
         let b = plan
             .prefix

@@ -176,6 +176,21 @@ impl Index for NotifyingIndex {
         self.segments_added(flow_id, segments, &r).await;
         Ok(r)
     }
+    async fn register_job_chunk(
+        &self,
+        flow_id: Id,
+        stored: &[(String, i64)],
+        segments: &[SegmentRow],
+        chunk: &crate::storage::index::JobChunk<'_>,
+        now: i64,
+    ) -> Result<(Vec<std::result::Result<(), SegmentRejection>>, bool)> {
+        let (r, finished) = self
+            .inner
+            .register_job_chunk(flow_id, stored, segments, chunk, now)
+            .await?;
+        self.segments_added(flow_id, segments, &r).await;
+        Ok((r, finished))
+    }
     async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>> {
         self.inner.list_segments(flow_id, q).await
     }

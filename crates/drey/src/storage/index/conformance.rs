@@ -864,6 +864,65 @@ async fn check_jobs(ix: &dyn Index) {
     assert!(!p.finished());
     ix.add_job_chunks("no-such-job", 0, 3).await.unwrap();
     assert_eq!(ix.job_progress("no-such-job").await.unwrap(), None);
+
+    // A writer's chunk: its grains registered and the chunk done in one transaction; a
+    // writer whose lease passed on still registers (the index refuses what was stored
+    // twice) but does not finish the chunk.
+    let reg = Id::new_v4().to_string();
+    ix.put_flow(&self::flow(flow, Id::new_v4(), "jobs"), None, 1)
+        .await
+        .unwrap();
+    ix.create_job(&reg, flow, "reg", Some(2), 1).await.unwrap();
+    assert_eq!(
+        ix.claim_job_chunk(&reg, "a", 10, 100).await.unwrap(),
+        Some(0)
+    );
+    let ids: Vec<String> = (0..2).map(|i| format!("{reg}/g{i}")).collect();
+    ix.allocate_objects(flow, &ids, None, 10, i64::MAX)
+        .await
+        .unwrap();
+    let stored: Vec<(String, i64)> = ids.iter().map(|i| (i.clone(), 7)).collect();
+    let rows = [seg(1000, 1001, &ids[0]), seg(1001, 1002, &ids[1])];
+    let chunk = JobChunk {
+        job: &reg,
+        chunk: 0,
+        owner: "a",
+    };
+    let (v, held) = ix
+        .register_job_chunk(flow, &stored, &rows, &chunk, 20)
+        .await
+        .unwrap();
+    assert!(held && v.iter().all(|r| r.is_ok()), "{v:?}");
+    let objects = ix.get_objects(&ids).await.unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.state == ObjectState::Stored && o.size == Some(7))
+    );
+    assert_eq!(ix.job_progress(&reg).await.unwrap().unwrap().done, 1);
+    // The same grains again from a writer that does not hold chunk 0: refused, not done.
+    let late: Vec<String> = (0..2).map(|i| format!("{reg}/late{i}")).collect();
+    ix.allocate_objects(flow, &late, None, 10, i64::MAX)
+        .await
+        .unwrap();
+    let stored: Vec<(String, i64)> = late.iter().map(|i| (i.clone(), 7)).collect();
+    let rows = [seg(1000, 1001, &late[0]), seg(1001, 1002, &late[1])];
+    let not_held = JobChunk {
+        job: &reg,
+        chunk: 1,
+        owner: "b",
+    };
+    let (v, held) = ix
+        .register_job_chunk(flow, &stored, &rows, &not_held, 30)
+        .await
+        .unwrap();
+    assert!(!held);
+    assert!(
+        v.iter()
+            .all(|r| matches!(r, Err(SegmentRejection::Overlap { .. }))),
+        "{v:?}"
+    );
+    assert_eq!(ix.job_progress(&reg).await.unwrap().unwrap().done, 1);
 }
 
 async fn sqlite() -> (Arc<dyn Index>, tempfile::TempDir) {

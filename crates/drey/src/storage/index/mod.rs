@@ -53,6 +53,14 @@ pub struct Versioned<T> {
     pub version: String,
 }
 
+/// One chunk of a writer job, as held by `owner`.
+#[derive(Debug, Clone, Copy)]
+pub struct JobChunk<'a> {
+    pub job: &'a str,
+    pub chunk: i64,
+    pub owner: &'a str,
+}
+
 /// How far a writer job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobProgress {
@@ -237,6 +245,18 @@ pub trait Index: Send + Sync + 'static {
         segments: &[SegmentRow],
         now_unix_ns: i64,
     ) -> Result<Vec<Result<(), SegmentRejection>>>;
+    /// [`Index::register_stored_segments`] and [`Index::finish_job_chunk`] in one
+    /// transaction, so a writer's chunk is done exactly when its grains are registered;
+    /// the flag says whether `chunk.owner` still held the chunk (it is marked done only
+    /// then; the registration stands either way).
+    async fn register_job_chunk(
+        &self,
+        flow_id: Id,
+        stored: &[(String, i64)],
+        segments: &[SegmentRow],
+        chunk: &JobChunk<'_>,
+        now_unix_ns: i64,
+    ) -> Result<(Vec<Result<(), SegmentRejection>>, bool)>;
     async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>>;
     /// Deletes up to `max` segments wholly inside `range`, in time order. Objects left
     /// unreferenced become garbage-collection candidates.

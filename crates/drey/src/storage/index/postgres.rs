@@ -12,8 +12,9 @@ use super::sql::{
     SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
-    DeleteChunk, FlowQuery, Index, IndexError, JobProgress, ObjectRow, ObjectState, OutboxRow,
-    PutFlow, Result, SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned, plan,
+    DeleteChunk, FlowQuery, Index, IndexError, JobChunk, JobProgress, ObjectRow, ObjectState,
+    OutboxRow, PutFlow, Result, SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned,
+    plan,
 };
 
 pub struct PgIndex {

@@ -20,7 +20,7 @@ macro_rules! impl_index {
                 "UPDATE objects SET state = 'stored', size = t.n FROM jsonb_to_recordset($1::jsonb) AS t(o text, n bigint) \
                  WHERE objects.id = t.o AND objects.state = 'allocated'",
                 "UPDATE objects SET state = 'stored', size = t.n \
-                 FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'n' AS n FROM json_each($1) j) AS t \
+                 FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'n' AS n FROM jsonb_each($1) j) AS t \
                  WHERE objects.id = t.o AND objects.state = 'allocated'"
             );
 
@@ -162,6 +162,255 @@ macro_rules! impl_index {
                     value: src,
                     version: row.try_get("version")?,
                 })
+            }
+
+            /// Marks a job chunk done if its owner still holds it.
+            async fn finish_chunk<'e, E>(ex: E, c: &JobChunk<'_>, now: i64) -> Result<bool>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let done = sqlx::query(
+                    "UPDATE job_chunks SET done_unix_ns = $4 WHERE job_id = $1 AND chunk = $2 AND owner = $3 \
+                     AND done_unix_ns IS NULL",
+                )
+                .bind(c.job)
+                .bind(c.chunk)
+                .bind(c.owner)
+                .bind(now)
+                .execute(ex)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            /// Registers segments (marking `stored` objects first) and, with `chunk`, marks that
+            /// job chunk done, all in one transaction; says whether the chunk was finished.
+            async fn register_tx(
+                &self,
+                flow_id: Id,
+                stored: &[(String, i64)],
+                segments: &[SegmentRow],
+                now: i64,
+                chunk: Option<&JobChunk<'_>>,
+            ) -> Result<(Vec<std::result::Result<(), SegmentRejection>>, bool)> {
+                let flow = flow_id.to_string();
+                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
+                if !stored.is_empty() {
+                    let batch: Vec<serde_json::Value> = stored
+                        .iter()
+                        .map(|(id, size)| serde_json::json!({"o": id, "n": size}))
+                        .collect();
+                    sqlx::query(Self::MARK_STORED)
+                        .bind(serde_json::Value::Array(batch).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // The flow's write lock: concurrent registrations to one flow serialise here.
+                let locked: Option<(i64, i64)> = sqlx::query_as(pick!(
+                    $pg,
+                    "SELECT next_seq, next_disc FROM flows WHERE id = $1 FOR UPDATE",
+                    "SELECT next_seq, next_disc FROM flows WHERE id = $1"
+                ))
+                .bind(&flow)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((mut next_seq, mut next_disc)) = locked else {
+                    return Err(IndexError::FlowNotFound(flow_id));
+                };
+                let mut ids: Vec<&str> = segments
+                    .iter()
+                    .flat_map(|s| std::iter::once(s.object_id.as_str()).chain(s.init_object_id.as_deref()))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let rows = sqlx::query(pick!(
+                    $pg,
+                    "SELECT * FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
+                    "SELECT * FROM objects WHERE id IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(to_json(&ids)?)
+                .fetch_all(&mut *tx)
+                .await?;
+                let objects: std::collections::HashMap<String, ObjectRow> = rows
+                    .iter()
+                    .map(|r| Self::object_from_row(r).map(|o| (o.id.clone(), o)))
+                    .collect::<Result<_>>()?;
+                let mut verdicts = plan::check_batch(&flow, segments, &objects);
+
+                // Overlap with stored segments, for the survivors, in one statement.
+                let probe: Vec<serde_json::Value> = verdicts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(i, _)| serde_json::json!({"i": i, "s": segments[i].start_ns, "e": segments[i].end_ns}))
+                    .collect();
+                if !probe.is_empty() {
+                    let clashes: Vec<i64> = sqlx::query_scalar(pick!(
+                        $pg,
+                        "SELECT t.i FROM jsonb_to_recordset($2::jsonb) AS t(i bigint, s bigint, e bigint) \
+                         WHERE EXISTS (SELECT 1 FROM segments g WHERE g.flow_id = $1 AND g.start_ns >= t.s AND g.start_ns < t.e) \
+                         OR (SELECT g.end_ns FROM segments g WHERE g.flow_id = $1 AND g.start_ns < t.s \
+                             ORDER BY g.start_ns DESC LIMIT 1) > t.s",
+                        "SELECT j.value ->> 'i' FROM jsonb_each($2) j \
+                         WHERE EXISTS (SELECT 1 FROM segments g WHERE g.flow_id = $1 \
+                             AND g.start_ns >= (j.value ->> 's') AND g.start_ns < (j.value ->> 'e')) \
+                         OR (SELECT g.end_ns FROM segments g WHERE g.flow_id = $1 AND g.start_ns < (j.value ->> 's') \
+                             ORDER BY g.start_ns DESC LIMIT 1) > (j.value ->> 's')"
+                    ))
+                    .bind(&flow)
+                    .bind(serde_json::Value::Array(probe).to_string())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for i in clashes {
+                        let i = usize::try_from(i).map_err(|_| IndexError::Corrupt("probe index".into()))?;
+                        verdicts[i] = Some(SegmentRejection::Overlap {
+                            timerange: segments[i].timerange().to_string(),
+                        });
+                    }
+                }
+
+                plan::reject_batch_overlaps(segments, &mut verdicts);
+                let mut accepted: Vec<&SegmentRow> = segments
+                    .iter()
+                    .zip(&verdicts)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(s, _)| s)
+                    .collect();
+                accepted.sort_unstable_by_key(|s| s.start_ns);
+                // HLS numbering: registration ordinal, and discontinuity ordinal carried over
+                // from the predecessor in time when this segment continues it.
+                let mut numbers: Vec<(i64, i64)> = Vec::with_capacity(accepted.len());
+                for (i, s) in accepted.iter().enumerate() {
+                    let in_batch = i.checked_sub(1).map(|j| (accepted[j], numbers[j].1));
+                    let pred = match in_batch {
+                        Some((p, d)) if p.end_ns == s.start_ns => Some(plan::Pred::of(p, d)),
+                        _ => {
+                            let stored: Option<(i64, i64, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+                                "SELECT start_ns, end_ns, ts_offset_ns, init_object_id, disc FROM segments \
+                                 WHERE flow_id = $1 AND start_ns < $2 ORDER BY start_ns DESC LIMIT 1",
+                            )
+                            .bind(&flow)
+                            .bind(s.start_ns)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            match (stored, in_batch) {
+                                (Some(st), Some((p, d))) if p.start_ns > st.0 => Some(plan::Pred::of(p, d)),
+                                (Some((_, end_ns, ts_offset_ns, init_object_id, disc)), _) => Some(plan::Pred {
+                                    end_ns, ts_offset_ns, init_object_id, disc,
+                                }),
+                                (None, Some((p, d))) => Some(plan::Pred::of(p, d)),
+                                (None, None) => None,
+                            }
+                        }
+                    };
+                    let disc = match pred {
+                        Some(p) if p.continued_by(s) => p.disc,
+                        _ => {
+                            next_disc += 1;
+                            next_disc - 1
+                        }
+                    };
+                    numbers.push((next_seq, disc));
+                    next_seq += 1;
+                }
+                if !accepted.is_empty() {
+                    // Uncontrolled objects seen for the first time get a row of their own.
+                    for s in &accepted {
+                        if let (Some(urls), false) = (&s.external_urls, objects.contains_key(&s.object_id)) {
+                            sqlx::query(
+                                "INSERT INTO objects (id, flow_id, state, controlled, created_unix_ns, external_urls) \
+                                 VALUES ($1, $2, 'stored', FALSE, $3, $4) ON CONFLICT (id) DO NOTHING",
+                            )
+                            .bind(&s.object_id)
+                            .bind(&flow)
+                            .bind(now)
+                            .bind(to_json(urls)?)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    let batch: Vec<serde_json::Value> = accepted
+                        .iter()
+                        .zip(&numbers)
+                        .map(|(s, (seq, disc))| {
+                            serde_json::json!({
+                                "s": s.start_ns, "e": s.end_ns, "o": s.object_id, "io": s.init_object_id,
+                                "tso": s.ts_offset_ns, "ld": s.last_duration_ns, "os": s.object_start_ns,
+                                "oe": s.object_end_ns, "so": s.sample_offset, "sc": s.sample_count,
+                                "kfc": s.key_frame_count, "q": seq, "d": disc,
+                            })
+                        })
+                        .collect();
+                    let batch = serde_json::Value::Array(batch).to_string();
+                    sqlx::query(pick!(
+                        $pg,
+                        "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
+                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count, \
+                         seq, disc) \
+                         SELECT $1, t.s, t.e, t.o, t.io, t.tso, t.ld, t.os, t.oe, t.so, t.sc, t.kfc, t.q, t.d \
+                         FROM jsonb_to_recordset($2::jsonb) AS t(s bigint, e bigint, o text, io text, tso bigint, \
+                         ld bigint, os bigint, oe bigint, so bigint, sc bigint, kfc bigint, q bigint, d bigint)",
+                        "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
+                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count, \
+                         seq, disc) \
+                         SELECT $1, j.value ->> 's', j.value ->> 'e', j.value ->> 'o', j.value ->> 'io', \
+                         j.value ->> 'tso', j.value ->> 'ld', j.value ->> 'os', j.value ->> 'oe', j.value ->> 'so', \
+                         j.value ->> 'sc', j.value ->> 'kfc', j.value ->> 'q', j.value ->> 'd' FROM jsonb_each($2) j"
+                    ))
+                    .bind(&flow)
+                    .bind(&batch)
+                    .execute(&mut *tx)
+                    .await?;
+                    // Referenced objects: no longer garbage, roles and first properties fixed.
+                    sqlx::query(pick!(
+                        $pg,
+                        "UPDATE objects SET gc_after_unix_ns = NULL, is_init = FALSE, \
+                         first_flow_id = COALESCE(objects.first_flow_id, $1), \
+                         key_frame_count = COALESCE(objects.key_frame_count, t.kfc), \
+                         object_start_ns = COALESCE(objects.object_start_ns, t.os), \
+                         object_end_ns = COALESCE(objects.object_end_ns, t.oe) \
+                         FROM jsonb_to_recordset($2::jsonb) AS t(o text, kfc bigint, os bigint, oe bigint) \
+                         WHERE objects.id = t.o",
+                        "UPDATE objects SET gc_after_unix_ns = NULL, is_init = FALSE, \
+                         first_flow_id = COALESCE(objects.first_flow_id, $1), \
+                         key_frame_count = COALESCE(objects.key_frame_count, t.kfc), \
+                         object_start_ns = COALESCE(objects.object_start_ns, t.os), \
+                         object_end_ns = COALESCE(objects.object_end_ns, t.oe) \
+                         FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'kfc' AS kfc, j.value ->> 'os' AS os, \
+                         j.value ->> 'oe' AS oe FROM jsonb_each($2) j) AS t WHERE objects.id = t.o"
+                    ))
+                    .bind(&flow)
+                    .bind(&batch)
+                    .execute(&mut *tx)
+                    .await?;
+                    let inits: Vec<&str> = accepted.iter().filter_map(|s| s.init_object_id.as_deref()).collect();
+                    if !inits.is_empty() {
+                        sqlx::query(pick!(
+                            $pg,
+                            "UPDATE objects SET gc_after_unix_ns = NULL, is_init = TRUE, \
+                             first_flow_id = COALESCE(first_flow_id, $1) \
+                             WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+                            "UPDATE objects SET gc_after_unix_ns = NULL, is_init = TRUE, \
+                             first_flow_id = COALESCE(first_flow_id, $1) WHERE id IN (SELECT value FROM json_each($2))"
+                        ))
+                        .bind(&flow)
+                        .bind(to_json(&inits)?)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query("UPDATE flows SET segments_updated_unix_ns = $1, next_seq = $3, next_disc = $4 WHERE id = $2")
+                        .bind(now)
+                        .bind(&flow)
+                        .bind(next_seq)
+                        .bind(next_disc)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let finished = match chunk {
+                    Some(c) => Self::finish_chunk(&mut *tx, c, now).await?,
+                    None => false,
+                };
+                tx.commit().await?;
+                Ok((verdicts.into_iter().map(|v| v.map_or(Ok(()), Err)).collect(), finished))
             }
         }
 
@@ -443,221 +692,18 @@ macro_rules! impl_index {
                 segments: &[SegmentRow],
                 now: i64,
             ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
-                let flow = flow_id.to_string();
-                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
-                if !stored.is_empty() {
-                    let batch: Vec<serde_json::Value> = stored
-                        .iter()
-                        .map(|(id, size)| serde_json::json!({"o": id, "n": size}))
-                        .collect();
-                    sqlx::query(Self::MARK_STORED)
-                        .bind(serde_json::Value::Array(batch).to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // The flow's write lock: concurrent registrations to one flow serialise here.
-                let locked: Option<(i64, i64)> = sqlx::query_as(pick!(
-                    $pg,
-                    "SELECT next_seq, next_disc FROM flows WHERE id = $1 FOR UPDATE",
-                    "SELECT next_seq, next_disc FROM flows WHERE id = $1"
-                ))
-                .bind(&flow)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((mut next_seq, mut next_disc)) = locked else {
-                    return Err(IndexError::FlowNotFound(flow_id));
-                };
-                let mut ids: Vec<&str> = segments
-                    .iter()
-                    .flat_map(|s| std::iter::once(s.object_id.as_str()).chain(s.init_object_id.as_deref()))
-                    .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                let rows = sqlx::query(pick!(
-                    $pg,
-                    "SELECT * FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
-                    "SELECT * FROM objects WHERE id IN (SELECT value FROM json_each($1))"
-                ))
-                .bind(to_json(&ids)?)
-                .fetch_all(&mut *tx)
-                .await?;
-                let objects: std::collections::HashMap<String, ObjectRow> = rows
-                    .iter()
-                    .map(|r| Self::object_from_row(r).map(|o| (o.id.clone(), o)))
-                    .collect::<Result<_>>()?;
-                let mut verdicts = plan::check_batch(&flow, segments, &objects);
+                Ok(self.register_tx(flow_id, stored, segments, now, None).await?.0)
+            }
 
-                // Overlap with stored segments, for the survivors, in one statement.
-                let probe: Vec<serde_json::Value> = verdicts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_none())
-                    .map(|(i, _)| serde_json::json!({"i": i, "s": segments[i].start_ns, "e": segments[i].end_ns}))
-                    .collect();
-                if !probe.is_empty() {
-                    let clashes: Vec<i64> = sqlx::query_scalar(pick!(
-                        $pg,
-                        "SELECT t.i FROM jsonb_to_recordset($2::jsonb) AS t(i bigint, s bigint, e bigint) \
-                         WHERE EXISTS (SELECT 1 FROM segments g WHERE g.flow_id = $1 AND g.start_ns >= t.s AND g.start_ns < t.e) \
-                         OR (SELECT g.end_ns FROM segments g WHERE g.flow_id = $1 AND g.start_ns < t.s \
-                             ORDER BY g.start_ns DESC LIMIT 1) > t.s",
-                        "SELECT j.value ->> 'i' FROM json_each($2) j \
-                         WHERE EXISTS (SELECT 1 FROM segments g WHERE g.flow_id = $1 \
-                             AND g.start_ns >= (j.value ->> 's') AND g.start_ns < (j.value ->> 'e')) \
-                         OR (SELECT g.end_ns FROM segments g WHERE g.flow_id = $1 AND g.start_ns < (j.value ->> 's') \
-                             ORDER BY g.start_ns DESC LIMIT 1) > (j.value ->> 's')"
-                    ))
-                    .bind(&flow)
-                    .bind(serde_json::Value::Array(probe).to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    for i in clashes {
-                        let i = usize::try_from(i).map_err(|_| IndexError::Corrupt("probe index".into()))?;
-                        verdicts[i] = Some(SegmentRejection::Overlap {
-                            timerange: segments[i].timerange().to_string(),
-                        });
-                    }
-                }
-
-                plan::reject_batch_overlaps(segments, &mut verdicts);
-                let mut accepted: Vec<&SegmentRow> = segments
-                    .iter()
-                    .zip(&verdicts)
-                    .filter(|(_, v)| v.is_none())
-                    .map(|(s, _)| s)
-                    .collect();
-                accepted.sort_unstable_by_key(|s| s.start_ns);
-                // HLS numbering: registration ordinal, and discontinuity ordinal carried over
-                // from the predecessor in time when this segment continues it.
-                let mut numbers: Vec<(i64, i64)> = Vec::with_capacity(accepted.len());
-                for (i, s) in accepted.iter().enumerate() {
-                    let in_batch = i.checked_sub(1).map(|j| (accepted[j], numbers[j].1));
-                    let pred = match in_batch {
-                        Some((p, d)) if p.end_ns == s.start_ns => Some(plan::Pred::of(p, d)),
-                        _ => {
-                            let stored: Option<(i64, i64, Option<i64>, Option<String>, i64)> = sqlx::query_as(
-                                "SELECT start_ns, end_ns, ts_offset_ns, init_object_id, disc FROM segments \
-                                 WHERE flow_id = $1 AND start_ns < $2 ORDER BY start_ns DESC LIMIT 1",
-                            )
-                            .bind(&flow)
-                            .bind(s.start_ns)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                            match (stored, in_batch) {
-                                (Some(st), Some((p, d))) if p.start_ns > st.0 => Some(plan::Pred::of(p, d)),
-                                (Some((_, end_ns, ts_offset_ns, init_object_id, disc)), _) => Some(plan::Pred {
-                                    end_ns, ts_offset_ns, init_object_id, disc,
-                                }),
-                                (None, Some((p, d))) => Some(plan::Pred::of(p, d)),
-                                (None, None) => None,
-                            }
-                        }
-                    };
-                    let disc = match pred {
-                        Some(p) if p.continued_by(s) => p.disc,
-                        _ => {
-                            next_disc += 1;
-                            next_disc - 1
-                        }
-                    };
-                    numbers.push((next_seq, disc));
-                    next_seq += 1;
-                }
-                if !accepted.is_empty() {
-                    // Uncontrolled objects seen for the first time get a row of their own.
-                    for s in &accepted {
-                        if let (Some(urls), false) = (&s.external_urls, objects.contains_key(&s.object_id)) {
-                            sqlx::query(
-                                "INSERT INTO objects (id, flow_id, state, controlled, created_unix_ns, external_urls) \
-                                 VALUES ($1, $2, 'stored', FALSE, $3, $4) ON CONFLICT (id) DO NOTHING",
-                            )
-                            .bind(&s.object_id)
-                            .bind(&flow)
-                            .bind(now)
-                            .bind(to_json(urls)?)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                    let batch: Vec<serde_json::Value> = accepted
-                        .iter()
-                        .zip(&numbers)
-                        .map(|(s, (seq, disc))| {
-                            serde_json::json!({
-                                "s": s.start_ns, "e": s.end_ns, "o": s.object_id, "io": s.init_object_id,
-                                "tso": s.ts_offset_ns, "ld": s.last_duration_ns, "os": s.object_start_ns,
-                                "oe": s.object_end_ns, "so": s.sample_offset, "sc": s.sample_count,
-                                "kfc": s.key_frame_count, "q": seq, "d": disc,
-                            })
-                        })
-                        .collect();
-                    let batch = serde_json::Value::Array(batch).to_string();
-                    sqlx::query(pick!(
-                        $pg,
-                        "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
-                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count, \
-                         seq, disc) \
-                         SELECT $1, t.s, t.e, t.o, t.io, t.tso, t.ld, t.os, t.oe, t.so, t.sc, t.kfc, t.q, t.d \
-                         FROM jsonb_to_recordset($2::jsonb) AS t(s bigint, e bigint, o text, io text, tso bigint, \
-                         ld bigint, os bigint, oe bigint, so bigint, sc bigint, kfc bigint, q bigint, d bigint)",
-                        "INSERT INTO segments (flow_id, start_ns, end_ns, object_id, init_object_id, ts_offset_ns, \
-                         last_duration_ns, object_start_ns, object_end_ns, sample_offset, sample_count, key_frame_count, \
-                         seq, disc) \
-                         SELECT $1, j.value ->> 's', j.value ->> 'e', j.value ->> 'o', j.value ->> 'io', \
-                         j.value ->> 'tso', j.value ->> 'ld', j.value ->> 'os', j.value ->> 'oe', j.value ->> 'so', \
-                         j.value ->> 'sc', j.value ->> 'kfc', j.value ->> 'q', j.value ->> 'd' FROM json_each($2) j"
-                    ))
-                    .bind(&flow)
-                    .bind(&batch)
-                    .execute(&mut *tx)
-                    .await?;
-                    // Referenced objects: no longer garbage, roles and first properties fixed.
-                    sqlx::query(pick!(
-                        $pg,
-                        "UPDATE objects SET gc_after_unix_ns = NULL, is_init = FALSE, \
-                         first_flow_id = COALESCE(objects.first_flow_id, $1), \
-                         key_frame_count = COALESCE(objects.key_frame_count, t.kfc), \
-                         object_start_ns = COALESCE(objects.object_start_ns, t.os), \
-                         object_end_ns = COALESCE(objects.object_end_ns, t.oe) \
-                         FROM jsonb_to_recordset($2::jsonb) AS t(o text, kfc bigint, os bigint, oe bigint) \
-                         WHERE objects.id = t.o",
-                        "UPDATE objects SET gc_after_unix_ns = NULL, is_init = FALSE, \
-                         first_flow_id = COALESCE(objects.first_flow_id, $1), \
-                         key_frame_count = COALESCE(objects.key_frame_count, t.kfc), \
-                         object_start_ns = COALESCE(objects.object_start_ns, t.os), \
-                         object_end_ns = COALESCE(objects.object_end_ns, t.oe) \
-                         FROM (SELECT j.value ->> 'o' AS o, j.value ->> 'kfc' AS kfc, j.value ->> 'os' AS os, \
-                         j.value ->> 'oe' AS oe FROM json_each($2) j) AS t WHERE objects.id = t.o"
-                    ))
-                    .bind(&flow)
-                    .bind(&batch)
-                    .execute(&mut *tx)
-                    .await?;
-                    let inits: Vec<&str> = accepted.iter().filter_map(|s| s.init_object_id.as_deref()).collect();
-                    if !inits.is_empty() {
-                        sqlx::query(pick!(
-                            $pg,
-                            "UPDATE objects SET gc_after_unix_ns = NULL, is_init = TRUE, \
-                             first_flow_id = COALESCE(first_flow_id, $1) \
-                             WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))",
-                            "UPDATE objects SET gc_after_unix_ns = NULL, is_init = TRUE, \
-                             first_flow_id = COALESCE(first_flow_id, $1) WHERE id IN (SELECT value FROM json_each($2))"
-                        ))
-                        .bind(&flow)
-                        .bind(to_json(&inits)?)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    sqlx::query("UPDATE flows SET segments_updated_unix_ns = $1, next_seq = $3, next_disc = $4 WHERE id = $2")
-                        .bind(now)
-                        .bind(&flow)
-                        .bind(next_seq)
-                        .bind(next_disc)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(verdicts.into_iter().map(|v| v.map_or(Ok(()), Err)).collect())
+            async fn register_job_chunk(
+                &self,
+                flow_id: Id,
+                stored: &[(String, i64)],
+                segments: &[SegmentRow],
+                chunk: &JobChunk<'_>,
+                now: i64,
+            ) -> Result<(Vec<std::result::Result<(), SegmentRejection>>, bool)> {
+                self.register_tx(flow_id, stored, segments, now, Some(chunk)).await
             }
 
             async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>> {
@@ -850,18 +896,8 @@ macro_rules! impl_index {
                 now: i64,
                 gc_after: i64,
             ) -> Result<()> {
-                let mut tx = self.write().begin_with(pick!($pg, "BEGIN", "BEGIN IMMEDIATE")).await?;
-                let taken: Option<String> = sqlx::query_scalar(pick!(
-                    $pg,
-                    "SELECT id FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) LIMIT 1",
-                    "SELECT id FROM objects WHERE id IN (SELECT value FROM json_each($1)) LIMIT 1"
-                ))
-                .bind(to_json(&ids)?)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(t) = taken {
-                    return Err(IndexError::ObjectExists(t));
-                }
+                // One statement, so atomic without a transaction of its own: every id is
+                // recorded, or (one taken) none.
                 let inserted = sqlx::query(pick!(
                     $pg,
                     "INSERT INTO objects (id, flow_id, state, controlled, created_unix_ns, gc_after_unix_ns, content_type) \
@@ -874,17 +910,26 @@ macro_rules! impl_index {
                 .bind(gc_after)
                 .bind(content_type)
                 .bind(to_json(&ids)?)
-                .execute(&mut *tx)
+                .execute(self.write())
                 .await;
                 match inserted {
-                    Ok(_) => {}
+                    Ok(_) => Ok(()),
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        return Err(IndexError::ObjectExists(ids.first().cloned().unwrap_or_default()));
+                        // Name the id that was taken.
+                        let taken: Option<String> = sqlx::query_scalar(pick!(
+                            $pg,
+                            "SELECT id FROM objects WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) LIMIT 1",
+                            "SELECT id FROM objects WHERE id IN (SELECT value FROM json_each($1)) LIMIT 1"
+                        ))
+                        .bind(to_json(&ids)?)
+                        .fetch_optional(self.write())
+                        .await?;
+                        Err(IndexError::ObjectExists(
+                            taken.or_else(|| ids.first().cloned()).unwrap_or_default(),
+                        ))
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => Err(e.into()),
                 }
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn get_objects(&self, ids: &[String]) -> Result<Vec<ObjectRow>> {
@@ -1203,17 +1248,7 @@ macro_rules! impl_index {
             }
 
             async fn finish_job_chunk(&self, id: &str, chunk: i64, owner: &str, now: i64) -> Result<bool> {
-                let done = sqlx::query(
-                    "UPDATE job_chunks SET done_unix_ns = $4 WHERE job_id = $1 AND chunk = $2 AND owner = $3 \
-                     AND done_unix_ns IS NULL",
-                )
-                .bind(id)
-                .bind(chunk)
-                .bind(owner)
-                .bind(now)
-                .execute(self.write())
-                .await?;
-                Ok(done.rows_affected() == 1)
+                Self::finish_chunk(self.write(), &JobChunk { job: id, chunk, owner }, now).await
             }
 
             async fn job_progress(&self, id: &str) -> Result<Option<JobProgress>> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use drey_core::model::{CollectionItem, DeletionRequest, Flow, Source};
 use drey_core::{Id, TimeRange};
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -15,13 +16,40 @@ use super::sql::{
     SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
 };
 use super::{
-    DeleteChunk, FlowQuery, Index, IndexError, JobProgress, ObjectRow, ObjectState, OutboxRow,
-    PutFlow, Result, SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned, plan,
+    DeleteChunk, FlowQuery, Index, IndexError, JobChunk, JobProgress, ObjectRow, ObjectState,
+    OutboxRow, PutFlow, Result, SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned,
+    plan,
 };
 
 pub struct SqliteIndex {
     read: SqlitePool,
     write: SqlitePool,
+    /// Stops the background checkpointer when the index is dropped.
+    _checkpointer: tokio_util::task::AbortOnDropHandle<()>,
+}
+
+/// WAL pages after which the writer checkpoints itself: a safety net, far above what the
+/// background checkpointer lets pile up between its runs.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL from a connection of its own, so the checkpoint's fsyncs (tens to
+/// hundreds of milliseconds on a disk busy writing back segments or grains) do not hold
+/// the one writer connection, and every ingest behind it, up. PASSIVE: it copies what no
+/// reader still needs and never blocks the writer or the readers.
+async fn checkpoint_forever(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "background WAL checkpoint failed; retrying");
+        }
+    }
 }
 
 impl SqliteIndex {
@@ -38,16 +66,34 @@ impl SqliteIndex {
             .busy_timeout(Duration::from_secs(10));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().pragma(
+                "wal_autocheckpoint",
+                WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+            ))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        // A checkpoint that waits a second or two for the disk is expected under load:
+        // said at debug level, not as a slow-statement warning.
+        let checkpoint = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                opts.clone()
+                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1)),
+            )
+            .await?;
+        let _checkpointer =
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(checkpoint_forever(checkpoint)));
         let read = SqlitePoolOptions::new()
             // Readers run on sqlx's worker threads; four keeps both cores busy without
             // starving the writer.
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteIndex { read, write })
+        Ok(SqliteIndex {
+            read,
+            write,
+            _checkpointer,
+        })
     }
 
     fn read(&self) -> &SqlitePool {
