@@ -436,6 +436,10 @@ pub struct Webhooks {
     index: Arc<dyn Index>,
     pub cfg: WebhookConfig,
     cache: Mutex<Option<(Instant, Arc<Vec<Webhook>>)>>,
+    /// Bumped by every change to the registry here: a list read before a change must not
+    /// be cached after it (that would hide a webhook just registered, and the events
+    /// it should get, for up to [`REFRESH`]).
+    generation: std::sync::atomic::AtomicU64,
     /// Wakes the delivery worker after events were queued here.
     pub wake: Notify,
 }
@@ -446,6 +450,7 @@ impl Webhooks {
             index,
             cfg,
             cache: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
             wake: Notify::new(),
         })
     }
@@ -504,6 +509,8 @@ impl Webhooks {
     }
 
     fn invalidate(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut c) = self.cache.lock() {
             *c = None;
         }
@@ -517,6 +524,7 @@ impl Webhooks {
         {
             return hooks.clone();
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let hooks = match self.list().await {
             Ok(all) => Arc::new(
                 all.into_iter()
@@ -528,7 +536,9 @@ impl Webhooks {
                 Arc::new(Vec::new())
             }
         };
-        if let Ok(mut c) = self.cache.lock() {
+        if let Ok(mut c) = self.cache.lock()
+            && self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+        {
             *c = Some((Instant::now(), hooks.clone()));
         }
         hooks
