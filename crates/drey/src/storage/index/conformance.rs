@@ -731,6 +731,22 @@ async fn check_webhook_outbox(ix: &dyn Index) {
 
 /// Writer jobs: created once (a second create answers the first spec), chunks claimed
 /// once each until their lease expires, finished only by their holder.
+/// Two allocated 7-byte grains `{prefix}0`, `{prefix}1` at [1000 s, 1002 s) of `flow`: their
+/// ids, their (id, size) as stored and their segment rows.
+async fn two_grains(
+    ix: &dyn Index,
+    flow: Id,
+    prefix: &str,
+) -> (Vec<String>, Vec<(String, i64)>, [SegmentRow; 2]) {
+    let ids: Vec<String> = (0..2).map(|i| format!("{prefix}{i}")).collect();
+    ix.allocate_objects(flow, &ids, None, 10, i64::MAX)
+        .await
+        .unwrap();
+    let stored = ids.iter().map(|i| (i.clone(), 7)).collect();
+    let rows = [seg(1000, 1001, &ids[0]), seg(1001, 1002, &ids[1])];
+    (ids, stored, rows)
+}
+
 async fn check_jobs(ix: &dyn Index) {
     let (job, flow) = (Id::new_v4().to_string(), Id::new_v4());
     let (f, spec) = ix
@@ -877,12 +893,7 @@ async fn check_jobs(ix: &dyn Index) {
         ix.claim_job_chunk(&reg, "a", 10, 100).await.unwrap(),
         Some(0)
     );
-    let ids: Vec<String> = (0..2).map(|i| format!("{reg}/g{i}")).collect();
-    ix.allocate_objects(flow, &ids, None, 10, i64::MAX)
-        .await
-        .unwrap();
-    let stored: Vec<(String, i64)> = ids.iter().map(|i| (i.clone(), 7)).collect();
-    let rows = [seg(1000, 1001, &ids[0]), seg(1001, 1002, &ids[1])];
+    let (ids, stored, rows) = two_grains(ix, flow, &format!("{reg}/g")).await;
     let chunk = JobChunk {
         job: &reg,
         chunk: 0,
@@ -901,12 +912,7 @@ async fn check_jobs(ix: &dyn Index) {
     );
     assert_eq!(ix.job_progress(&reg).await.unwrap().unwrap().done, 1);
     // The same grains again from a writer that does not hold chunk 0: refused, not done.
-    let late: Vec<String> = (0..2).map(|i| format!("{reg}/late{i}")).collect();
-    ix.allocate_objects(flow, &late, None, 10, i64::MAX)
-        .await
-        .unwrap();
-    let stored: Vec<(String, i64)> = late.iter().map(|i| (i.clone(), 7)).collect();
-    let rows = [seg(1000, 1001, &late[0]), seg(1001, 1002, &late[1])];
+    let (_, stored, rows) = two_grains(ix, flow, &format!("{reg}/late")).await;
     let not_held = JobChunk {
         job: &reg,
         chunk: 1,
