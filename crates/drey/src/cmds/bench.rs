@@ -262,13 +262,18 @@ async fn one(
         process_fps: rate(&|r| r.process_fps),
         ..std::mem::take(&mut rows[0])
     };
+    ratios(&mut row);
+    Ok(row)
+}
+
+/// Each drey rate over its raw counterpart (once both are measured).
+fn ratios(row: &mut Row) {
     row.write_ratio = row.write_fps.map(|f| f / row.raw_put_fps);
     row.read_ratio = row.read_fps.map(|f| f / row.raw_get_fps);
     row.stream_ratio = row.stream_fps.map(|f| f / row.raw_get_fps);
     row.process_ratio = row
         .process_fps
         .map(|f| f / (1.0 / (1.0 / row.raw_get_fps + 1.0 / row.raw_put_fps)));
-    Ok(row)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -350,7 +355,6 @@ async fn round(
         b.finish_and_clear();
         let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
         row.write_fps = Some(fps);
-        row.write_ratio = Some(fps / row.raw_put_fps);
 
         if wants("read") {
             // Parallel download: the grains in order, `workers` fetched ahead.
@@ -384,7 +388,6 @@ async fn round(
             }
             let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
             row.read_fps = Some(fps);
-            row.read_ratio = Some(fps / row.raw_get_fps);
         }
 
         if wants("stream") {
@@ -413,7 +416,6 @@ async fn round(
             }
             let fps = n as f64 / played.seconds.max(1e-9);
             row.stream_fps = Some(fps);
-            row.stream_ratio = Some(fps / row.raw_get_fps);
         }
 
         if wants("process") {
@@ -456,8 +458,6 @@ async fn round(
             b.finish_and_clear();
             let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
             row.process_fps = Some(fps);
-            let raw_both = 1.0 / (1.0 / row.raw_get_fps + 1.0 / row.raw_put_fps);
-            row.process_ratio = Some(fps / raw_both);
         }
     }
     for f in flows {
@@ -467,6 +467,7 @@ async fn round(
         (row.raw_put_fps, row.raw_get_fps) =
             raw_phase(args, objects, &canned, &run, n, workers, size).await?;
     }
+    ratios(&mut row);
     Ok(row)
 }
 

@@ -496,6 +496,16 @@ struct Writer<'a> {
     stall: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
 }
 
+/// Chunks a writer may have written and queued for registration while it writes the next.
+const REGISTER_QUEUE: usize = 2;
+
+/// A chunk claimed by a writer, its objects allocated.
+struct Claimed {
+    chunk: u64,
+    first: u64,
+    ids: Vec<String>,
+}
+
 /// What a writer holds between writing a chunk's frames and registering them.
 struct Written {
     chunk: u64,
@@ -595,15 +605,12 @@ impl Writer<'_> {
         Ok(false)
     }
 
-    /// Allocates a chunk's objects and PUTs its frames.
-    async fn put_chunk(
-        &self,
-        chunk: u64,
-        source: &Arc<dyn FrameSource>,
-    ) -> anyhow::Result<Written> {
+    /// Claims a chunk and allocates its objects: `None` when there is nothing to claim.
+    async fn claim(&self) -> anyhow::Result<Option<Claimed>> {
+        let Some(chunk) = self.try_claim().await? else {
+            return Ok(None);
+        };
         let (spec, job, owner) = (self.spec, self.job, self.owner);
-        let kind = spec.kind()?;
-        let video = matches!(kind, GrainKind::Video { .. });
         let first = chunk * spec.chunk_frames;
         let end = match (spec.open, self.window) {
             (true, Some(w)) => w.end_frame().unwrap_or(u64::MAX),
@@ -623,40 +630,88 @@ impl Writer<'_> {
                 now + 3_600_000_000_000,
             )
             .await?;
-        let mut stored = Vec::with_capacity(ids.len());
-        let mut rows = Vec::with_capacity(ids.len());
-        for (n, id) in (first..last).zip(&ids) {
+        Ok(Some(Claimed { chunk, first, ids }))
+    }
+
+    /// PUTs a claimed chunk's frames. While its last frame uploads, the next chunk is
+    /// claimed and allocated (returned as `Some(next)`): those index round trips (2-25 ms
+    /// each on SQLite under load, queued behind other writers' registrations) would
+    /// otherwise leave this writer with nothing in flight between chunks. Claiming
+    /// earlier (half a chunk ahead) hid more of them but made the end of a job wait on
+    /// chunks busy writers had claimed early: slower over jobs of a few chunks a writer.
+    async fn put_chunk(
+        &self,
+        c: Claimed,
+        source: &Arc<dyn FrameSource>,
+    ) -> anyhow::Result<(Written, Option<Option<Claimed>>)> {
+        let kind = self.spec.kind()?;
+        let video = matches!(kind, GrainKind::Video { .. });
+        let frames = c.ids.len();
+        let from = frames.saturating_sub(1);
+        let mut stored = self.put_frames(&c, 0..from, source).await?;
+        let next = if from < frames {
+            let (tail, next) =
+                tokio::join!(self.put_frames(&c, from..frames, source), self.claim());
+            stored.extend(tail?);
+            Some(next?)
+        } else {
+            None
+        };
+        let rows = stored
+            .iter()
+            .zip(c.first..)
+            .map(|((id, _), n)| {
+                let (start_ns, end_ns) = kind.grain_range(self.spec.start_ns, n);
+                SegmentRow {
+                    start_ns,
+                    end_ns,
+                    object_id: id.clone(),
+                    init_object_id: None,
+                    ts_offset_ns: None,
+                    last_duration_ns: None,
+                    object_start_ns: None,
+                    object_end_ns: None,
+                    sample_offset: None,
+                    sample_count: None,
+                    key_frame_count: video.then_some(1),
+                    external_urls: None,
+                    seq: 0,
+                    disc: 0,
+                }
+            })
+            .collect();
+        Ok((
+            Written {
+                chunk: c.chunk,
+                stored,
+                rows,
+            },
+            next,
+        ))
+    }
+
+    /// PUTs the frames of `c` at positions `at`, one after the other; returns their
+    /// object ids and sizes.
+    async fn put_frames(
+        &self,
+        c: &Claimed,
+        at: std::ops::Range<usize>,
+        source: &Arc<dyn FrameSource>,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut stored = Vec::with_capacity(at.len());
+        for i in at {
+            let n = c.first + i as u64;
             let buf = if source.in_memory() {
                 source.frame(n)?
             } else {
                 let src = source.clone();
                 tokio::task::spawn_blocking(move || src.frame(n)).await??
             };
+            let id = &c.ids[i];
             let len = self.objects.put(id, buf).await? as i64;
             stored.push((id.clone(), len));
-            let (start_ns, end_ns) = kind.grain_range(spec.start_ns, n);
-            rows.push(SegmentRow {
-                start_ns,
-                end_ns,
-                object_id: id.clone(),
-                init_object_id: None,
-                ts_offset_ns: None,
-                last_duration_ns: None,
-                object_start_ns: None,
-                object_end_ns: None,
-                sample_offset: None,
-                sample_count: None,
-                key_frame_count: video.then_some(1),
-                external_urls: None,
-                seq: 0,
-                disc: 0,
-            });
         }
-        Ok(Written {
-            chunk,
-            stored,
-            rows,
-        })
+        Ok(stored)
     }
 
     /// Registers a written chunk's segments and marks the chunk done, in one transaction.
@@ -696,40 +751,64 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Claims, writes and registers chunks until the job is done. A chunk's registration
-    /// runs while the next chunk's frames are written, so index round trips do not stall
-    /// the uploads.
+    /// Claims, writes and registers chunks until the job is done. Registrations run on
+    /// their own, one at a time in order, at most [`REGISTER_QUEUE`] chunks behind the
+    /// uploads: the frames keep flowing to the object store while the index commits
+    /// (under load a registration can take longer than a chunk's PUTs).
     async fn run(
         &self,
         source: Arc<dyn FrameSource>,
         stats: &WriteStats,
         on_frame: &(dyn Fn(u64) + Send + Sync),
     ) -> anyhow::Result<()> {
-        let mut pending: Option<Written> = None;
-        loop {
-            match self.try_claim().await? {
-                Some(chunk) => {
-                    let prev = pending.take();
-                    let reg = async {
-                        match prev {
-                            Some(w) => self.register(w, stats, on_frame).await,
-                            None => Ok(()),
+        let (queue, mut registrations) = tokio::sync::mpsc::channel::<Written>(REGISTER_QUEUE);
+        // Chunks written and not yet registered: a writer with nothing to claim waits for
+        // its own to be registered before it asks whether the job is done.
+        let (unregistered, mut registered) = tokio::sync::watch::channel(0usize);
+        let register = async {
+            while let Some(w) = registrations.recv().await {
+                self.register(w, stats, on_frame).await?;
+                unregistered.send_modify(|n| *n -= 1);
+            }
+            anyhow::Ok(())
+        };
+        let write = async {
+            // Dropped when writing ends, which ends the registrations after the last.
+            let queue = queue;
+            // The next chunk, when it was claimed while the last one's final frames
+            // uploaded.
+            let mut ahead: Option<Option<Claimed>> = None;
+            loop {
+                let claimed = match ahead.take() {
+                    Some(c) => c,
+                    None => self.claim().await?,
+                };
+                match claimed {
+                    Some(c) => {
+                        let (written, next) = self.put_chunk(c, &source).await?;
+                        unregistered.send_modify(|n| *n += 1);
+                        if queue.send(written).await.is_err() {
+                            // The registrations stopped: their error is the one to report.
+                            return Ok(());
                         }
-                    };
-                    let (registered, written) = tokio::join!(reg, self.put_chunk(chunk, &source));
-                    registered?;
-                    pending = Some(written?);
-                }
-                None => {
-                    if let Some(w) = pending.take() {
-                        self.register(w, stats, on_frame).await?;
-                        continue;
+                        ahead = next;
                     }
-                    if self.idle().await? {
-                        return Ok(());
+                    None => {
+                        if *registered.borrow_and_update() > 0 {
+                            registered
+                                .wait_for(|n| *n == 0)
+                                .await
+                                .context("the registrations stopped")?;
+                            continue;
+                        }
+                        if self.idle().await? {
+                            return Ok(());
+                        }
                     }
                 }
             }
-        }
+        };
+        tokio::try_join!(register, write)?;
+        Ok(())
     }
 }
