@@ -152,6 +152,9 @@ struct Row {
     stream_fps: Option<f64>,
     process_fps: Option<f64>,
     write_ratio: Option<f64>,
+    /// Of the writers' time in the write measurement, the share each had a PUT in flight
+    /// (1.0: the index never held an upload up).
+    write_busy: Option<f64>,
     read_ratio: Option<f64>,
     stream_ratio: Option<f64>,
     /// Against raw GET+PUT of the same frame, one after the other per worker.
@@ -260,6 +263,18 @@ async fn one(
         read_fps: rate(&|r| r.read_fps),
         stream_fps: rate(&|r| r.stream_fps),
         process_fps: rate(&|r| r.process_fps),
+        // Weighted by each round's write time.
+        write_busy: {
+            let mut secs = 0.0;
+            let mut busy = 0.0;
+            for r in &rows {
+                if let (Some(b), Some(f)) = (r.write_busy, r.write_fps) {
+                    secs += r.frames as f64 / f;
+                    busy += b * r.frames as f64 / f;
+                }
+            }
+            (secs > 0.0).then(|| busy / secs)
+        },
         ..std::mem::take(&mut rows[0])
     };
     ratios(&mut row);
@@ -342,7 +357,7 @@ async fn round(
             Arc::new(move |k: u64| b.inc(k))
         };
         let source = Arc::new(Canned(canned.to_vec()));
-        crate::grains::write(
+        let stats = crate::grains::write(
             index.clone(),
             objects.clone(),
             &job,
@@ -353,8 +368,11 @@ async fn round(
         )
         .await?;
         b.finish_and_clear();
-        let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let fps = n as f64 / secs;
         row.write_fps = Some(fps);
+        let busy = stats.put_busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        row.write_busy = Some(busy / (workers.max(1) as f64 * secs));
 
         if wants("read") {
             // Parallel download: the grains in order, `workers` fetched ahead.
@@ -628,6 +646,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 sustained(row.stream_fps, &args.rates),
                 sustained(row.process_fps, &args.rates),
             )?;
+            if let Some(busy) = row.write_busy {
+                writeln!(
+                    out,
+                    "    writers had a PUT in flight {:.0}% of the time (write)",
+                    busy * 100.0
+                )?;
+            }
             if let Some(price) = args.price {
                 for (what, fps) in [
                     ("write", row.write_fps),

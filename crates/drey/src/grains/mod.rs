@@ -411,6 +411,9 @@ pub struct WriteStats {
     /// deleted again).
     pub duplicates: AtomicU64,
     pub bytes: AtomicU64,
+    /// Nanoseconds summed over this process's writers during which each had a PUT in
+    /// flight: over writers x wall time, how little the index held the uploads up.
+    pub put_busy_ns: AtomicU64,
 }
 
 /// Runs `writers` writers of a job in this process until every chunk is done (also those
@@ -643,15 +646,18 @@ impl Writer<'_> {
         &self,
         c: Claimed,
         source: &Arc<dyn FrameSource>,
+        stats: &WriteStats,
     ) -> anyhow::Result<(Written, Option<Option<Claimed>>)> {
         let kind = self.spec.kind()?;
         let video = matches!(kind, GrainKind::Video { .. });
         let frames = c.ids.len();
         let from = frames.saturating_sub(1);
-        let mut stored = self.put_frames(&c, 0..from, source).await?;
+        let mut stored = self.put_frames(&c, 0..from, source, stats).await?;
         let next = if from < frames {
-            let (tail, next) =
-                tokio::join!(self.put_frames(&c, from..frames, source), self.claim());
+            let (tail, next) = tokio::join!(
+                self.put_frames(&c, from..frames, source, stats),
+                self.claim()
+            );
             stored.extend(tail?);
             Some(next?)
         } else {
@@ -697,6 +703,7 @@ impl Writer<'_> {
         c: &Claimed,
         at: std::ops::Range<usize>,
         source: &Arc<dyn FrameSource>,
+        stats: &WriteStats,
     ) -> anyhow::Result<Vec<(String, i64)>> {
         let mut stored = Vec::with_capacity(at.len());
         for i in at {
@@ -708,7 +715,10 @@ impl Writer<'_> {
                 tokio::task::spawn_blocking(move || src.frame(n)).await??
             };
             let id = &c.ids[i];
+            let put = std::time::Instant::now();
             let len = self.objects.put(id, buf).await? as i64;
+            let busy = u64::try_from(put.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            stats.put_busy_ns.fetch_add(busy, Ordering::Relaxed);
             stored.push((id.clone(), len));
         }
         Ok(stored)
@@ -785,7 +795,7 @@ impl Writer<'_> {
                 };
                 match claimed {
                     Some(c) => {
-                        let (written, next) = self.put_chunk(c, &source).await?;
+                        let (written, next) = self.put_chunk(c, &source, stats).await?;
                         unregistered.send_modify(|n| *n += 1);
                         if queue.send(written).await.is_err() {
                             // The registrations stopped: their error is the one to report.
