@@ -71,20 +71,8 @@ fn flow(id: Id) -> Flow {
 fn seg(i: usize, object: &str) -> SegmentRow {
     let s = T0 + i as i64 * SEG;
     SegmentRow {
-        start_ns: s,
-        end_ns: s + SEG,
-        object_id: object.to_owned(),
-        init_object_id: None,
-        ts_offset_ns: None,
-        last_duration_ns: None,
-        object_start_ns: None,
-        object_end_ns: None,
-        sample_offset: None,
-        sample_count: None,
         key_frame_count: Some(1),
-        external_urls: None,
-        seq: 0,
-        disc: 0,
+        ..SegmentRow::new(s, s + SEG, object)
     }
 }
 

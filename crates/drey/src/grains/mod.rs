@@ -637,7 +637,7 @@ impl Writer<'_> {
     }
 
     /// PUTs a claimed chunk's frames. While its last frame uploads, the next chunk is
-    /// claimed and allocated (returned as `Some(next)`): those index round trips (2-25 ms
+    /// claimed and allocated (returned with the written chunk): those index round trips (2-25 ms
     /// each on SQLite under load, queued behind other writers' registrations) would
     /// otherwise leave this writer with nothing in flight between chunks. Claiming
     /// earlier (half a chunk ahead) hid more of them but made the end of a job wait on
@@ -647,42 +647,26 @@ impl Writer<'_> {
         c: Claimed,
         source: &Arc<dyn FrameSource>,
         stats: &WriteStats,
-    ) -> anyhow::Result<(Written, Option<Option<Claimed>>)> {
+    ) -> anyhow::Result<(Written, Option<Claimed>)> {
         let kind = self.spec.kind()?;
         let video = matches!(kind, GrainKind::Video { .. });
         let frames = c.ids.len();
         let from = frames.saturating_sub(1);
         let mut stored = self.put_frames(&c, 0..from, source, stats).await?;
-        let next = if from < frames {
-            let (tail, next) = tokio::join!(
-                self.put_frames(&c, from..frames, source, stats),
-                self.claim()
-            );
-            stored.extend(tail?);
-            Some(next?)
-        } else {
-            None
-        };
+        let (tail, next) = tokio::join!(
+            self.put_frames(&c, from..frames, source, stats),
+            self.claim()
+        );
+        stored.extend(tail?);
+        let next = next?;
         let rows = stored
             .iter()
             .zip(c.first..)
             .map(|((id, _), n)| {
                 let (start_ns, end_ns) = kind.grain_range(self.spec.start_ns, n);
                 SegmentRow {
-                    start_ns,
-                    end_ns,
-                    object_id: id.clone(),
-                    init_object_id: None,
-                    ts_offset_ns: None,
-                    last_duration_ns: None,
-                    object_start_ns: None,
-                    object_end_ns: None,
-                    sample_offset: None,
-                    sample_count: None,
                     key_frame_count: video.then_some(1),
-                    external_urls: None,
-                    seq: 0,
-                    disc: 0,
+                    ..SegmentRow::new(start_ns, end_ns, id.clone())
                 }
             })
             .collect();
@@ -785,35 +769,29 @@ impl Writer<'_> {
         let write = async {
             // Dropped when writing ends, which ends the registrations after the last.
             let queue = queue;
-            // The next chunk, when it was claimed while the last one's final frames
-            // uploaded.
-            let mut ahead: Option<Option<Claimed>> = None;
+            let mut next = self.claim().await?;
             loop {
-                let claimed = match ahead.take() {
-                    Some(c) => c,
-                    None => self.claim().await?,
-                };
-                match claimed {
+                match next {
                     Some(c) => {
-                        let (written, next) = self.put_chunk(c, &source, stats).await?;
+                        // The chunk after it is claimed while its last frame uploads.
+                        let (written, after) = self.put_chunk(c, &source, stats).await?;
                         unregistered.send_modify(|n| *n += 1);
                         if queue.send(written).await.is_err() {
                             // The registrations stopped: their error is the one to report.
                             return Ok(());
                         }
-                        ahead = next;
+                        next = after;
                     }
                     None => {
-                        if *registered.borrow_and_update() > 0 {
+                        if *registered.borrow() > 0 {
                             registered
                                 .wait_for(|n| *n == 0)
                                 .await
                                 .context("the registrations stopped")?;
-                            continue;
-                        }
-                        if self.idle().await? {
+                        } else if self.idle().await? {
                             return Ok(());
                         }
+                        next = self.claim().await?;
                     }
                 }
             }

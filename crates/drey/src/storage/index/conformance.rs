@@ -23,20 +23,8 @@ fn flow(id: Id, source: Id, label: &str) -> Flow {
 
 fn seg(start_s: i64, end_s: i64, object: &str) -> SegmentRow {
     SegmentRow {
-        start_ns: start_s * SEC,
-        end_ns: end_s * SEC,
-        object_id: object.to_owned(),
-        init_object_id: None,
-        ts_offset_ns: None,
-        last_duration_ns: None,
-        object_start_ns: None,
-        object_end_ns: None,
-        sample_offset: None,
-        sample_count: None,
         key_frame_count: Some(1),
-        external_urls: None,
-        seq: 0,
-        disc: 0,
+        ..SegmentRow::new(start_s * SEC, end_s * SEC, object)
     }
 }
 

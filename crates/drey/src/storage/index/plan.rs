@@ -62,6 +62,27 @@ impl Pred {
 }
 
 impl SegmentRow {
+    /// A segment of `object_id` over `[start_ns, end_ns)` with nothing else set (the
+    /// optional fields empty; `seq` and `disc` are the index's to set).
+    pub fn new(start_ns: i64, end_ns: i64, object_id: impl Into<String>) -> Self {
+        SegmentRow {
+            start_ns,
+            end_ns,
+            object_id: object_id.into(),
+            init_object_id: None,
+            ts_offset_ns: None,
+            last_duration_ns: None,
+            object_start_ns: None,
+            object_end_ns: None,
+            sample_offset: None,
+            sample_count: None,
+            key_frame_count: None,
+            external_urls: None,
+            seq: 0,
+            disc: 0,
+        }
+    }
+
     /// The object's own timeline span: as registered, or (when `derive`) the segment's
     /// timerange shifted back by its `ts_offset`.
     pub fn object_timerange(&self, derive: bool) -> Option<drey_core::TimeRange> {
@@ -300,22 +321,7 @@ mod tests {
     use super::*;
 
     fn seg(start: i64, end: i64, obj: &str) -> SegmentRow {
-        SegmentRow {
-            start_ns: start,
-            end_ns: end,
-            object_id: obj.into(),
-            init_object_id: None,
-            ts_offset_ns: None,
-            last_duration_ns: None,
-            object_start_ns: None,
-            object_end_ns: None,
-            sample_offset: None,
-            sample_count: None,
-            key_frame_count: None,
-            external_urls: None,
-            seq: 0,
-            disc: 0,
-        }
+        SegmentRow::new(start, end, obj)
     }
 
     fn obj(id: &str, flow: &str, state: ObjectState) -> ObjectRow {
