@@ -61,7 +61,7 @@ pub struct BenchArgs {
     /// Frames per writer chunk (one claim, one batched allocation and registration).
     /// Rounds should hold many chunks per worker: with few, the last ones leave workers
     /// idle, which is not what is being measured.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 25)]
     pub chunk_frames: u64,
     /// Instance price in dollars per hour, for a cost line per configuration.
     #[arg(long)]

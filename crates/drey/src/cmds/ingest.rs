@@ -65,7 +65,7 @@ pub struct StreamArgs {
     /// Writers in this receiver.
     #[arg(long, default_value_t = 1)]
     pub writers: usize,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 25)]
     pub chunk_frames: u64,
     /// Seconds of frames kept for chunks another receiver may leave undone.
     #[arg(long, default_value_t = 30)]
@@ -120,7 +120,7 @@ pub struct RawArgs {
     #[arg(long)]
     pub label: Option<String>,
     /// Frames per chunk (the unit a writer claims, allocates and registers at once).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 25)]
     pub chunk_frames: u64,
     /// No progress bar.
     #[arg(long, short)]

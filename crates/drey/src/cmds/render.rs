@@ -84,7 +84,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         rate: format!("{}/{}", rate.numerator, rate.denominator_or_one()),
         frames: rows.len() as u64,
         start_ns: first.start_ns,
-        chunk_frames: 10,
+        chunk_frames: 25,
         audio: None,
         open: false,
     };

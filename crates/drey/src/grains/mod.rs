@@ -416,20 +416,22 @@ pub struct WriteStats {
     pub put_busy_ns: AtomicU64,
 }
 
-/// Runs `writers` writers of a job in this process until every chunk is done (also those
-/// of writers elsewhere, whose chunks are taken over when they die). `on_frame` is told of
-/// each stored frame (progress).
+/// Runs a job's writers in this process until every chunk is done (also those of writers
+/// elsewhere, whose chunks are taken over when they die): one claimer takes chunks from
+/// the index for the process and `uploaders` tasks PUT their frames, each taking the next
+/// frame as it finishes one (as the raw PUTs of `drey bench` do), so a process's last
+/// chunk is spread over all of them. `on_frame` is told of each stored frame (progress).
 pub async fn write(
     index: Arc<dyn Index>,
     objects: Arc<Objects>,
     job_id: &str,
     spec: &JobSpec,
     source: Arc<dyn FrameSource>,
-    writers: usize,
+    uploaders: usize,
     on_frame: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> anyhow::Result<Arc<WriteStats>> {
     write_in(
-        index, objects, job_id, spec, source, None, writers, LEASE, on_frame,
+        index, objects, job_id, spec, source, None, uploaders, LEASE, on_frame,
     )
     .await
 }
@@ -444,63 +446,44 @@ pub async fn write_in(
     spec: &JobSpec,
     source: Arc<dyn FrameSource>,
     window: Option<Arc<dyn ClaimWindow>>,
-    writers: usize,
+    uploaders: usize,
     lease: Duration,
     on_frame: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> anyhow::Result<Arc<WriteStats>> {
     let stats = Arc::new(WriteStats::default());
-    // A writer with nothing to claim waits for a sibling to finish a chunk (then the job
-    // may be done) or, for writers elsewhere that may die, a while.
-    let progress = Arc::new(tokio::sync::Notify::new());
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..writers.max(1) {
-        let (index, objects, source, stats, on_frame, window, progress) = (
-            index.clone(),
-            objects.clone(),
-            source.clone(),
-            stats.clone(),
-            on_frame.clone(),
-            window.clone(),
-            progress.clone(),
-        );
-        let (job, spec) = (job_id.to_owned(), spec.clone());
-        let owner = format!("w{w}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        tasks.spawn(async move {
-            let w = Writer {
-                index: &*index,
-                objects: &objects,
-                job: &job,
-                spec: &spec,
-                owner: &owner,
-                window: window.as_deref(),
-                lease,
-                progress: &progress,
-                stall: std::sync::Mutex::new(None),
-            };
-            w.run(source, &stats, &*on_frame).await
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.context("a writer panicked")??;
-    }
+    let writer = Arc::new(Writer {
+        index,
+        objects,
+        job: job_id.to_owned(),
+        spec: spec.clone(),
+        owner: format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        window,
+        lease,
+        stall: std::sync::Mutex::new(None),
+    });
+    writer
+        .run(source, uploaders.max(1), stats.clone(), on_frame)
+        .await?;
     Ok(stats)
 }
 
-struct Writer<'a> {
-    index: &'a dyn Index,
-    objects: &'a Objects,
-    job: &'a str,
-    spec: &'a JobSpec,
-    owner: &'a str,
-    window: Option<&'a dyn ClaimWindow>,
+/// One process's writer of a job: the chunks it claims are its own (one owner in the
+/// index), whichever of its uploaders PUTs their frames.
+struct Writer {
+    index: Arc<dyn Index>,
+    objects: Arc<Objects>,
+    job: String,
+    spec: JobSpec,
+    owner: String,
+    window: Option<Arc<dyn ClaimWindow>>,
     lease: Duration,
-    progress: &'a tokio::sync::Notify,
     /// (chunks done, since when) while this receiver waits on chunks it does not hold.
     stall: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
 }
 
-/// Chunks a writer may have written and queued for registration while it writes the next.
-const REGISTER_QUEUE: usize = 2;
+/// Chunks whose frames are all stored that may wait for their registration while the
+/// uploads go on (under load a registration can take longer than a chunk's PUTs).
+const REGISTER_QUEUE: usize = 4;
 
 /// A chunk claimed by a writer, its objects allocated.
 struct Claimed {
@@ -509,17 +492,27 @@ struct Claimed {
     ids: Vec<String>,
 }
 
-/// What a writer holds between writing a chunk's frames and registering them.
+/// A claimed chunk while its frames upload: their sizes as they are stored.
+struct Uploading {
+    c: Claimed,
+    sizes: std::sync::Mutex<Vec<i64>>,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+/// A chunk whose frames are all stored, on its way to registration.
 struct Written {
     chunk: u64,
     stored: Vec<(String, i64)>,
     rows: Vec<SegmentRow>,
 }
 
-impl Writer<'_> {
+/// The frames the claimer has handed out and the uploaders not yet taken.
+type FrameQueue = tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Arc<Uploading>, usize)>>;
+
+impl Writer {
     /// The chunks this writer may claim now: `None` while a stream receiver holds none.
     fn range(&self) -> Option<(i64, i64)> {
-        match self.window {
+        match &self.window {
             None => Some((0, i64::MAX)),
             Some(w) => w.chunks(),
         }
@@ -536,34 +529,34 @@ impl Writer<'_> {
             return Ok(None);
         }
         if self.spec.open
-            && let Some(w) = self.window
+            && let Some(w) = &self.window
         {
             // An open job has the chunks its receivers hold: add those new here.
             let from = first.max(w.added().load(Ordering::SeqCst) + 1);
             if from <= last {
-                self.index.add_job_chunks(self.job, from, last).await?;
+                self.index.add_job_chunks(&self.job, from, last).await?;
                 w.added().fetch_max(last, Ordering::SeqCst);
             }
         }
         Ok(self
             .index
-            .claim_job_chunk_in(self.job, self.owner, now, now + lease, first, last)
+            .claim_job_chunk_in(&self.job, &self.owner, now, now + lease, first, last)
             .await?
             .map(u64::try_from)
             .transpose()?)
     }
 
     /// Nothing to claim: true when the job is done (or, for a stream receiver, when the
-    /// stream ended and what is left is not held here); otherwise waits a little (for a
-    /// sibling's progress, writers elsewhere that may die, or frames still to come).
+    /// stream ended and what is left is not held here); otherwise waits a little (for
+    /// writers elsewhere, which may die, or frames still to come).
     async fn idle(&self) -> anyhow::Result<bool> {
-        let Some(progress) = self.index.job_progress(self.job).await? else {
+        let Some(progress) = self.index.job_progress(&self.job).await? else {
             bail!("job {} is gone from the index", self.job);
         };
         if progress.finished() {
             return Ok(true);
         }
-        if let Some(w) = self.window
+        if let Some(w) = &self.window
             && w.ended()
         {
             if let Some(end) = w.end_frame()
@@ -571,11 +564,15 @@ impl Writer<'_> {
             {
                 // The sender said where the stream ends: the job has its end.
                 let chunks = end.div_ceil(self.spec.chunk_frames.max(1));
-                self.index.end_job(self.job, i64::try_from(chunks)?).await?;
+                self.index
+                    .end_job(&self.job, i64::try_from(chunks)?)
+                    .await?;
             }
             let left_here = match self.range() {
                 Some((first, last)) if first <= last => {
-                    self.index.pending_job_chunks(self.job, first, last).await?
+                    self.index
+                        .pending_job_chunks(&self.job, first, last)
+                        .await?
                 }
                 _ => 0,
             };
@@ -600,11 +597,8 @@ impl Writer<'_> {
                 }
             }
         }
-        let wait = Duration::from_millis(if self.window.is_some() { 50 } else { 500 });
-        tokio::select! {
-            _ = self.progress.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
+        let wait = if self.window.is_some() { 50 } else { 500 };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
         Ok(false)
     }
 
@@ -613,9 +607,9 @@ impl Writer<'_> {
         let Some(chunk) = self.try_claim().await? else {
             return Ok(None);
         };
-        let (spec, job, owner) = (self.spec, self.job, self.owner);
+        let (spec, job, owner) = (&self.spec, &self.job, &self.owner);
         let first = chunk * spec.chunk_frames;
-        let end = match (spec.open, self.window) {
+        let end = match (spec.open, &self.window) {
             (true, Some(w)) => w.end_frame().unwrap_or(u64::MAX),
             _ => spec.frames,
         };
@@ -636,32 +630,110 @@ impl Writer<'_> {
         Ok(Some(Claimed { chunk, first, ids }))
     }
 
-    /// PUTs a claimed chunk's frames. While its last frame uploads, the next chunk is
-    /// claimed and allocated (returned with the written chunk): those index round trips (2-25 ms
-    /// each on SQLite under load, queued behind other writers' registrations) would
-    /// otherwise leave this writer with nothing in flight between chunks. Claiming
-    /// earlier (half a chunk ahead) hid more of them but made the end of a job wait on
-    /// chunks busy writers had claimed early: slower over jobs of a few chunks a writer.
-    async fn put_chunk(
+    /// Claims chunks and hands their frames to the uploaders, in order, until the job is
+    /// done. The queue holds up to two chunks' frames, so the next chunk is claimed and
+    /// allocated (index round trips of 2-25 ms on SQLite under load) while the uploaders
+    /// still have frames: the object store never waits on the index. With nothing to
+    /// claim it waits until its own chunks are registered before it asks whether the job
+    /// is done.
+    async fn claim_all(
         &self,
-        c: Claimed,
+        frames: tokio::sync::mpsc::Sender<(Arc<Uploading>, usize)>,
+        written: tokio::sync::mpsc::Sender<Written>,
+        unregistered: &tokio::sync::watch::Sender<usize>,
+    ) -> anyhow::Result<()> {
+        let mut registered = unregistered.subscribe();
+        loop {
+            let Some(c) = self.claim().await? else {
+                if *registered.borrow_and_update() > 0 {
+                    registered
+                        .wait_for(|n| *n == 0)
+                        .await
+                        .context("the registrations stopped")?;
+                } else if self.idle().await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            unregistered.send_modify(|n| *n += 1);
+            let n = c.ids.len();
+            if n == 0 {
+                // Nothing to write (a stream that ended at the chunk's start): done at once.
+                let w = Written {
+                    chunk: c.chunk,
+                    stored: Vec::new(),
+                    rows: Vec::new(),
+                };
+                if written.send(w).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let up = Arc::new(Uploading {
+                c,
+                sizes: std::sync::Mutex::new(vec![0; n]),
+                left: n.into(),
+            });
+            for i in 0..n {
+                if frames.send((up.clone(), i)).await.is_err() {
+                    // The uploads stopped: their error is the one to report.
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Takes frames off the queue and PUTs them until it closes; a chunk whose last frame
+    /// it stored goes on to registration.
+    async fn upload(
+        &self,
+        queue: &FrameQueue,
         source: &Arc<dyn FrameSource>,
+        written: &tokio::sync::mpsc::Sender<Written>,
         stats: &WriteStats,
-    ) -> anyhow::Result<(Written, Option<Claimed>)> {
+    ) -> anyhow::Result<()> {
+        loop {
+            let next = queue.lock().await.recv().await;
+            let Some((up, i)) = next else {
+                return Ok(());
+            };
+            let n = up.c.first + i as u64;
+            let buf = if source.in_memory() {
+                source.frame(n)?
+            } else {
+                let src = source.clone();
+                tokio::task::spawn_blocking(move || src.frame(n)).await??
+            };
+            let put = std::time::Instant::now();
+            let len = self.objects.put(&up.c.ids[i], buf).await? as i64;
+            let busy = u64::try_from(put.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            stats.put_busy_ns.fetch_add(busy, Ordering::Relaxed);
+            up.sizes.lock().unwrap_or_else(|e| e.into_inner())[i] = len;
+            if up.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+                continue;
+            }
+            let w = self.written(&up)?;
+            if written.send(w).await.is_err() {
+                // The registrations stopped: their error is the one to report.
+                return Ok(());
+            }
+        }
+    }
+
+    /// A chunk whose frames are all stored, with its segment rows.
+    fn written(&self, up: &Uploading) -> anyhow::Result<Written> {
         let kind = self.spec.kind()?;
         let video = matches!(kind, GrainKind::Video { .. });
-        let frames = c.ids.len();
-        let from = frames.saturating_sub(1);
-        let mut stored = self.put_frames(&c, 0..from, source, stats).await?;
-        let (tail, next) = tokio::join!(
-            self.put_frames(&c, from..frames, source, stats),
-            self.claim()
-        );
-        stored.extend(tail?);
-        let next = next?;
+        let sizes = up.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        let stored: Vec<(String, i64)> =
+            up.c.ids
+                .iter()
+                .cloned()
+                .zip(sizes.iter().copied())
+                .collect();
         let rows = stored
             .iter()
-            .zip(c.first..)
+            .zip(up.c.first..)
             .map(|((id, _), n)| {
                 let (start_ns, end_ns) = kind.grain_range(self.spec.start_ns, n);
                 SegmentRow {
@@ -670,42 +742,11 @@ impl Writer<'_> {
                 }
             })
             .collect();
-        Ok((
-            Written {
-                chunk: c.chunk,
-                stored,
-                rows,
-            },
-            next,
-        ))
-    }
-
-    /// PUTs the frames of `c` at positions `at`, one after the other; returns their
-    /// object ids and sizes.
-    async fn put_frames(
-        &self,
-        c: &Claimed,
-        at: std::ops::Range<usize>,
-        source: &Arc<dyn FrameSource>,
-        stats: &WriteStats,
-    ) -> anyhow::Result<Vec<(String, i64)>> {
-        let mut stored = Vec::with_capacity(at.len());
-        for i in at {
-            let n = c.first + i as u64;
-            let buf = if source.in_memory() {
-                source.frame(n)?
-            } else {
-                let src = source.clone();
-                tokio::task::spawn_blocking(move || src.frame(n)).await??
-            };
-            let id = &c.ids[i];
-            let put = std::time::Instant::now();
-            let len = self.objects.put(id, buf).await? as i64;
-            let busy = u64::try_from(put.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            stats.put_busy_ns.fetch_add(busy, Ordering::Relaxed);
-            stored.push((id.clone(), len));
-        }
-        Ok(stored)
+        Ok(Written {
+            chunk: up.c.chunk,
+            stored,
+            rows,
+        })
     }
 
     /// Registers a written chunk's segments and marks the chunk done, in one transaction.
@@ -717,9 +758,9 @@ impl Writer<'_> {
     ) -> anyhow::Result<()> {
         // The grains and the chunk's end in one transaction.
         let chunk = JobChunk {
-            job: self.job,
+            job: &self.job,
             chunk: i64::try_from(w.chunk)?,
-            owner: self.owner,
+            owner: &self.owner,
         };
         let (results, _held) = self
             .index
@@ -741,62 +782,66 @@ impl Writer<'_> {
                 }
             }
         }
-        self.progress.notify_waiters();
         Ok(())
     }
 
-    /// Claims, writes and registers chunks until the job is done. Registrations run on
-    /// their own, one at a time in order, at most [`REGISTER_QUEUE`] chunks behind the
-    /// uploads: the frames keep flowing to the object store while the index commits
-    /// (under load a registration can take longer than a chunk's PUTs).
+    /// Claims, writes and registers chunks until the job is done: the claimer here, the
+    /// uploaders and the registrations (one at a time, in the order the chunks complete,
+    /// at most [`REGISTER_QUEUE`] behind the uploads) on tasks of their own.
     async fn run(
-        &self,
+        self: &Arc<Self>,
         source: Arc<dyn FrameSource>,
-        stats: &WriteStats,
-        on_frame: &(dyn Fn(u64) + Send + Sync),
+        uploaders: usize,
+        stats: Arc<WriteStats>,
+        on_frame: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> anyhow::Result<()> {
-        let (queue, mut registrations) = tokio::sync::mpsc::channel::<Written>(REGISTER_QUEUE);
-        // Chunks written and not yet registered: a writer with nothing to claim waits for
-        // its own to be registered before it asks whether the job is done.
-        let (unregistered, mut registered) = tokio::sync::watch::channel(0usize);
-        let register = async {
-            while let Some(w) = registrations.recv().await {
-                self.register(w, stats, on_frame).await?;
-                unregistered.send_modify(|n| *n -= 1);
-            }
-            anyhow::Ok(())
-        };
-        let write = async {
-            // Dropped when writing ends, which ends the registrations after the last.
-            let queue = queue;
-            let mut next = self.claim().await?;
-            loop {
-                match next {
-                    Some(c) => {
-                        // The chunk after it is claimed while its last frame uploads.
-                        let (written, after) = self.put_chunk(c, &source, stats).await?;
-                        unregistered.send_modify(|n| *n += 1);
-                        if queue.send(written).await.is_err() {
-                            // The registrations stopped: their error is the one to report.
-                            return Ok(());
-                        }
-                        next = after;
-                    }
-                    None => {
-                        if *registered.borrow() > 0 {
-                            registered
-                                .wait_for(|n| *n == 0)
-                                .await
-                                .context("the registrations stopped")?;
-                        } else if self.idle().await? {
-                            return Ok(());
-                        }
-                        next = self.claim().await?;
-                    }
+        let room = 2 * usize::try_from(self.spec.chunk_frames)?.max(uploaders);
+        let (frames, queue) = tokio::sync::mpsc::channel(room);
+        let queue: Arc<FrameQueue> = Arc::new(tokio::sync::Mutex::new(queue));
+        let (written, mut registrations) = tokio::sync::mpsc::channel::<Written>(REGISTER_QUEUE);
+        // Chunks claimed and not yet registered.
+        let unregistered = Arc::new(tokio::sync::watch::channel(0usize).0);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..uploaders {
+            let (me, queue, source, written, stats) = (
+                self.clone(),
+                queue.clone(),
+                source.clone(),
+                written.clone(),
+                stats.clone(),
+            );
+            tasks.spawn(async move { me.upload(&queue, &source, &written, &stats).await });
+        }
+        {
+            let (me, unregistered, stats) = (self.clone(), unregistered.clone(), stats.clone());
+            tasks.spawn(async move {
+                while let Some(w) = registrations.recv().await {
+                    me.register(w, &stats, &*on_frame).await?;
+                    unregistered.send_modify(|n| *n -= 1);
                 }
+                anyhow::Ok(())
+            });
+        }
+        // The claimer ends by dropping the queue's sender: the uploaders finish what is
+        // queued, then the registrations what they wrote.
+        let claiming = self.claim_all(frames, written, &unregistered);
+        tokio::pin!(claiming);
+        let mut claimed = false;
+        loop {
+            tokio::select! {
+                r = &mut claiming, if !claimed => {
+                    r?;
+                    claimed = true;
+                }
+                t = tasks.join_next() => match t {
+                    Some(r) => r.context("a writer panicked")??,
+                    None => break,
+                },
             }
-        };
-        tokio::try_join!(register, write)?;
+        }
+        if !claimed {
+            claiming.await?;
+        }
         Ok(())
     }
 }
