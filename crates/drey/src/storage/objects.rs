@@ -502,11 +502,16 @@ where
 {
     let permits = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
     items
-        .map(move |item| {
+        // Permits are taken here, one item after another, so reads start in order: the
+        // read the consumer waits for is never queued behind later ones.
+        .then(move |item| {
             let permits = permits.clone();
+            async move { (permits.acquire_owned().await.ok(), item) }
+        })
+        .map(move |(permit, item)| {
             let work = fetch(item);
             let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await.ok();
+                let _permit = permit;
                 work.await
             }));
             async move {
