@@ -289,10 +289,12 @@ async fn bench_runs_and_cleans_up() {
         "raw_get_fps",
         "write_fps",
         "read_fps",
+        "read_any_fps",
         "stream_fps",
         "process_fps",
         "write_ratio",
         "read_ratio",
+        "read_any_ratio",
         "stream_ratio",
         "process_ratio",
     ] {

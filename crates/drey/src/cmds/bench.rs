@@ -8,7 +8,8 @@
 //! back (`sync`, untimed), so one measurement's writeback does not land on the next.
 //! It prints frames per second, drey's ratio to the raw rate, which of the asked frame
 //! rates each sustains, and with `--price` what one stream costs per hour. Everything it
-//! writes is deleted afterwards.
+//! writes is deleted afterwards. Reads are measured twice: in order (the parallel
+//! download) and in any order (the index listing, then W GETs handed out one by one).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -156,6 +157,10 @@ struct Row {
     /// (1.0: the index never held an upload up).
     write_busy: Option<f64>,
     read_ratio: Option<f64>,
+    /// The same frames read in any order: the index listing, then W workers each taking
+    /// the next frame (as the raw GETs do), without the in-order delivery of `read`.
+    read_any_fps: Option<f64>,
+    read_any_ratio: Option<f64>,
     stream_ratio: Option<f64>,
     /// Against raw GET+PUT of the same frame, one after the other per worker.
     process_ratio: Option<f64>,
@@ -261,6 +266,7 @@ async fn one(
         raw_get_fps: rate(&|r| Some(r.raw_get_fps)).unwrap_or(0.0),
         write_fps: rate(&|r| r.write_fps),
         read_fps: rate(&|r| r.read_fps),
+        read_any_fps: rate(&|r| r.read_any_fps),
         stream_fps: rate(&|r| r.stream_fps),
         process_fps: rate(&|r| r.process_fps),
         // Weighted by each round's write time.
@@ -285,6 +291,7 @@ async fn one(
 fn ratios(row: &mut Row) {
     row.write_ratio = row.write_fps.map(|f| f / row.raw_put_fps);
     row.read_ratio = row.read_fps.map(|f| f / row.raw_get_fps);
+    row.read_any_ratio = row.read_any_fps.map(|f| f / row.raw_get_fps);
     row.stream_ratio = row.stream_fps.map(|f| f / row.raw_get_fps);
     row.process_ratio = row
         .process_fps
@@ -406,6 +413,30 @@ async fn round(
             }
             let fps = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
             row.read_fps = Some(fps);
+
+            // The same frames in any order: what the index adds to raw GETs, without the
+            // cost of delivering them in order.
+            let b = bar(args.quiet, n, "drey read (any order)");
+            settle().await;
+            let started = Instant::now();
+            let ids = Arc::new(flow_objects(index.as_ref(), spec.flow_id).await?);
+            if ids.len() as u64 != n {
+                bail!("the index lists {} frames, wrote {n}", ids.len());
+            }
+            let objects = objects.clone();
+            parallel(n, workers, &b, move |i| {
+                let (objects, ids) = (objects.clone(), ids.clone());
+                async move {
+                    let got = objects.get_bytes(&ids[i as usize]).await?;
+                    if got.len() != size {
+                        bail!("frame {i} read back as {} bytes, not {size}", got.len());
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+            // Timed from before the listing, not by `parallel` (which times the GETs).
+            row.read_any_fps = Some(n as f64 / started.elapsed().as_secs_f64().max(1e-9));
         }
 
         if wants("stream") {
@@ -651,6 +682,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     out,
                     "    writers had a PUT in flight {:.0}% of the time (write)",
                     busy * 100.0
+                )?;
+            }
+            if let (Some(fps), Some(ratio)) = (row.read_any_fps, row.read_any_ratio) {
+                writeln!(
+                    out,
+                    "    read in any order (index listing, then W GETs): {fps:.1} fps, ratio {ratio:.2}"
                 )?;
             }
             if let Some(price) = args.price {
