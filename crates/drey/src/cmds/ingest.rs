@@ -62,7 +62,7 @@ pub struct StreamArgs {
     pub flow: Option<Id>,
     #[arg(long)]
     pub label: Option<String>,
-    /// Writers in this receiver.
+    /// Parallel uploads in this receiver (its one writer's uploaders).
     #[arg(long, default_value_t = 1)]
     pub writers: usize,
     #[arg(long, default_value_t = 25)]
@@ -104,7 +104,8 @@ pub struct RawArgs {
     /// Audio: samples per grain (default: 40 ms' worth, one 25 fps frame).
     #[arg(long)]
     pub grain_samples: Option<u32>,
-    /// Parallel writers in this process.
+    /// Parallel uploads in this process (its one writer's uploaders, which share its
+    /// chunks frame by frame).
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
     /// Job id shared by every writer process of this ingest (default: a new one, printed).

@@ -25,6 +25,7 @@ pub struct RenderArgs {
     /// The operation: invert (luma).
     #[arg(long, default_value = "invert", value_parser = ["invert"])]
     pub op: String,
+    /// Parallel read-process-write uploads.
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
     /// Label of the new flow.

@@ -411,8 +411,8 @@ pub struct WriteStats {
     /// deleted again).
     pub duplicates: AtomicU64,
     pub bytes: AtomicU64,
-    /// Nanoseconds summed over this process's writers during which each had a PUT in
-    /// flight: over writers x wall time, how little the index held the uploads up.
+    /// Nanoseconds summed over this process's uploaders during which each had a PUT in
+    /// flight: over uploaders x wall time, how little the index held the uploads up.
     pub put_busy_ns: AtomicU64,
 }
 
