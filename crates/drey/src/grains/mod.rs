@@ -455,6 +455,7 @@ pub async fn write_in(
         index,
         objects,
         job: job_id.to_owned(),
+        kind: spec.kind()?,
         spec: spec.clone(),
         owner: format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         window,
@@ -474,6 +475,8 @@ struct Writer {
     objects: Arc<Objects>,
     job: String,
     spec: JobSpec,
+    /// The spec's grains, parsed once.
+    kind: GrainKind,
     owner: String,
     window: Option<Arc<dyn ClaimWindow>>,
     lease: Duration,
@@ -492,11 +495,29 @@ struct Claimed {
     ids: Vec<String>,
 }
 
-/// A claimed chunk while its frames upload: their sizes as they are stored.
+/// A claimed chunk while its frames upload: their sizes as they are stored, and how many
+/// are still to come.
 struct Uploading {
     c: Claimed,
-    sizes: std::sync::Mutex<Vec<i64>>,
-    left: std::sync::atomic::AtomicUsize,
+    sizes: std::sync::Mutex<(Vec<i64>, usize)>,
+}
+
+impl Uploading {
+    fn new(c: Claimed) -> Self {
+        let n = c.ids.len();
+        Uploading {
+            c,
+            sizes: std::sync::Mutex::new((vec![0; n], n)),
+        }
+    }
+
+    /// Records frame `i`'s size; true when it was the chunk's last frame to be stored.
+    fn stored(&self, i: usize, len: i64) -> bool {
+        let mut s = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        s.0[i] = len;
+        s.1 -= 1;
+        s.1 == 0
+    }
 }
 
 /// A chunk whose frames are all stored, on its way to registration.
@@ -657,23 +678,14 @@ impl Writer {
             };
             unregistered.send_modify(|n| *n += 1);
             let n = c.ids.len();
+            let up = Arc::new(Uploading::new(c));
             if n == 0 {
                 // Nothing to write (a stream that ended at the chunk's start): done at once.
-                let w = Written {
-                    chunk: c.chunk,
-                    stored: Vec::new(),
-                    rows: Vec::new(),
-                };
-                if written.send(w).await.is_err() {
+                if written.send(self.written(&up)).await.is_err() {
                     return Ok(());
                 }
                 continue;
             }
-            let up = Arc::new(Uploading {
-                c,
-                sizes: std::sync::Mutex::new(vec![0; n]),
-                left: n.into(),
-            });
             for i in 0..n {
                 if frames.send((up.clone(), i)).await.is_err() {
                     // The uploads stopped: their error is the one to report.
@@ -708,12 +720,10 @@ impl Writer {
             let len = self.objects.put(&up.c.ids[i], buf).await? as i64;
             let busy = u64::try_from(put.elapsed().as_nanos()).unwrap_or(u64::MAX);
             stats.put_busy_ns.fetch_add(busy, Ordering::Relaxed);
-            up.sizes.lock().unwrap_or_else(|e| e.into_inner())[i] = len;
-            if up.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            if !up.stored(i, len) {
                 continue;
             }
-            let w = self.written(&up)?;
-            if written.send(w).await.is_err() {
+            if written.send(self.written(&up)).await.is_err() {
                 // The registrations stopped: their error is the one to report.
                 return Ok(());
             }
@@ -721,32 +731,31 @@ impl Writer {
     }
 
     /// A chunk whose frames are all stored, with its segment rows.
-    fn written(&self, up: &Uploading) -> anyhow::Result<Written> {
-        let kind = self.spec.kind()?;
-        let video = matches!(kind, GrainKind::Video { .. });
+    fn written(&self, up: &Uploading) -> Written {
+        let video = matches!(self.kind, GrainKind::Video { .. });
         let sizes = up.sizes.lock().unwrap_or_else(|e| e.into_inner());
         let stored: Vec<(String, i64)> =
             up.c.ids
                 .iter()
                 .cloned()
-                .zip(sizes.iter().copied())
+                .zip(sizes.0.iter().copied())
                 .collect();
         let rows = stored
             .iter()
             .zip(up.c.first..)
             .map(|((id, _), n)| {
-                let (start_ns, end_ns) = kind.grain_range(self.spec.start_ns, n);
+                let (start_ns, end_ns) = self.kind.grain_range(self.spec.start_ns, n);
                 SegmentRow {
                     key_frame_count: video.then_some(1),
                     ..SegmentRow::new(start_ns, end_ns, id.clone())
                 }
             })
             .collect();
-        Ok(Written {
+        Written {
             chunk: up.c.chunk,
             stored,
             rows,
-        })
+        }
     }
 
     /// Registers a written chunk's segments and marks the chunk done, in one transaction.
