@@ -162,10 +162,40 @@ impl Drey {
         let _ = self.child.wait();
     }
 
-    /// Starts the process again on the same data, configuration and port.
+    /// Starts the process again on the same data, configuration and port. The ports were
+    /// free when the test began, but after a kill another process's outgoing connection
+    /// may hold one of them for a while as its ephemeral port: a start that fails to bind
+    /// is tried again.
     pub async fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path(), self.port, self.rtmp_port, &self.env);
-        self.wait_ready().await;
+        for _ in 0..20 {
+            let logged = self.log().len();
+            self.child = Self::spawn(self.dir.path(), self.port, self.rtmp_port, &self.env);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let client = reqwest::Client::new();
+            loop {
+                if let Ok(r) = client.get(format!("{}/service", self.base)).send().await
+                    && r.status() == 200
+                {
+                    return;
+                }
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    let said = self.log().get(logged..).unwrap_or_default().to_owned();
+                    assert!(
+                        said.contains("Address already in use"),
+                        "drey exited on restart: {said}"
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "drey did not become ready: {}",
+                    self.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("drey could not bind its ports again: {}", self.log());
     }
 
     pub fn url(&self, path: &str) -> String {
