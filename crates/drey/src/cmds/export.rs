@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
+
+use bytes::Bytes;
 
 use crate::config::{FileConfig, StoreArgs, StoreConfig};
 use crate::packaging::{export, mp4};
@@ -70,59 +72,99 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Where the bytes go: a file (written as FILE.part, renamed when whole) or stdout.
-enum Sink {
-    File(tokio::fs::File),
-    Stdout(tokio::io::Stdout),
+/// Where the bytes go (a file, written as FILE.part and renamed when whole, or stdout):
+/// written on a blocking thread with std's `File`, chunk by chunk as they arrive. tokio's
+/// file and stdout copy every chunk once more into a buffer of their own first.
+struct Sink {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    done: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
 }
 
 impl Sink {
-    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            Sink::File(f) => f.write_all(b).await,
-            Sink::Stdout(s) => s.write_all(b).await,
+    fn new(mut file: std::fs::File) -> Sink {
+        // A few chunks queued: the writer never waits for the next read to be handed over.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(b) = rx.blocking_recv() {
+                file.write_all(&b)?;
+            }
+            file.flush()?;
+            Ok(file)
+        });
+        Sink { tx: Some(tx), done }
+    }
+
+    /// Standard output, as a `File` of its own descriptor (std's `Stdout` is
+    /// line-buffered).
+    fn stdout() -> std::io::Result<Sink> {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+        Ok(Sink::new(std::fs::File::from(fd)))
+    }
+
+    async fn write(&mut self, b: Bytes) -> anyhow::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(b).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The writer stopped: its error says why.
+            self.tx = None;
+            let e = match (&mut self.done).await {
+                Ok(Err(e)) => anyhow::Error::from(e),
+                Ok(Ok(_)) => anyhow::anyhow!("the output writer stopped early"),
+                Err(e) => anyhow::anyhow!("the output writer failed: {e}"),
+            };
+            return Err(e.context("writing the export"));
         }
+        Ok(())
+    }
+
+    /// Waits for every chunk to be written; gives the file back.
+    async fn finish(mut self) -> anyhow::Result<std::fs::File> {
+        self.tx = None;
+        self.done
+            .await
+            .map_err(|e| anyhow::anyhow!("the output writer failed: {e}"))?
+            .context("writing the export")
     }
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     if args.output.as_os_str() == "-" {
-        let mut out = Sink::Stdout(tokio::io::stdout());
+        let mut out = Sink::stdout().context("opening standard output")?;
         let written = match &args.url {
             Some(url) => over_http(&args, url, &mut out).await?,
             None => direct(&args, &mut out).await?,
         };
-        if let Sink::Stdout(s) = &mut out {
-            s.flush().await?;
-        }
+        out.finish().await?;
         tracing::info!(bytes = written, "export done");
         return Ok(());
     }
     let mut part = args.output.clone().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
-    let mut out = Sink::File(
-        tokio::fs::File::create(&part)
-            .await
-            .with_context(|| format!("creating {}", part.display()))?,
-    );
+    let file =
+        std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+    let mut out = Sink::new(file);
     let result = match &args.url {
         Some(url) => over_http(&args, url, &mut out).await,
         None => direct(&args, &mut out).await,
     };
-    let Sink::File(mut file) = out else {
-        bail!("internal: the export sink is not the file it was made as")
+    let finished = match result {
+        Ok(n) => out.finish().await.map(|f| (n, f)),
+        Err(e) => Err(e),
     };
-    let written = match result {
-        Ok(n) => n,
+    let (written, file) = match finished {
+        Ok(v) => v,
         Err(e) => {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(e);
         }
     };
-    file.flush().await?;
-    file.sync_all().await?;
-    drop(file);
+    tokio::task::spawn_blocking(move || file.sync_all())
+        .await
+        .context("syncing the export")??;
     tokio::fs::rename(&part, &args.output)
         .await
         .with_context(|| format!("renaming {} to {}", part.display(), args.output.display()))?;
@@ -187,8 +229,8 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
-        file.write_all(&chunk).await?;
         written += chunk.len() as u64;
+        file.write(chunk).await?;
         bar.set_position(written);
     }
     bar.finish_and_clear();
@@ -225,8 +267,8 @@ async fn over_http(args: &ExportArgs, url: &str, file: &mut Sink) -> anyhow::Res
     let bar = progress(len.unwrap_or(0), args.quiet);
     let mut written = 0u64;
     while let Some(chunk) = resp.chunk().await? {
-        file.write_all(&chunk).await?;
         written += chunk.len() as u64;
+        file.write(chunk).await?;
         bar.set_position(written);
     }
     bar.finish_and_clear();
