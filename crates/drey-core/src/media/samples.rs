@@ -328,6 +328,26 @@ fn audio_pes(
 
 /// Demuxes an MPEG-TS segment. `with_data` false keeps only the tables.
 pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
+    let bufs = with_data.then(|| (Vec::new(), Vec::new()));
+    demux_ts(data, bufs)
+}
+
+/// [`from_ts`] with the sample bytes, written into the given buffers (emptied first):
+/// the video track's and the audio track's `data`. A caller that recycles buffers
+/// avoids a fresh allocation of about the segment's size per segment.
+pub fn from_ts_into(
+    data: &[u8],
+    video_buf: Vec<u8>,
+    audio_buf: Vec<u8>,
+) -> Result<Samples, MediaError> {
+    demux_ts(data, Some((video_buf, audio_buf)))
+}
+
+fn demux_ts(data: &[u8], bufs: Option<(Vec<u8>, Vec<u8>)>) -> Result<Samples, MediaError> {
+    let with_data = bufs.is_some();
+    let (mut video_data, mut audio_data) = bufs.unwrap_or_default();
+    video_data.clear();
+    audio_data.clear();
     if data.is_empty() || !data.len().is_multiple_of(PACKET) {
         return Err(bad(
             "MPEG-TS",
@@ -344,13 +364,13 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
         sps: None,
         pps: None,
         samples: Vec::new(),
-        data: Vec::new(),
+        data: video_data,
     };
     let mut audio = AudioOut {
         asc: None,
         config: None,
         samples: Vec::new(),
-        data: Vec::new(),
+        data: audio_data,
     };
     let mut vclock = Unwrap(None);
     let mut aclock = Unwrap(None);
@@ -363,11 +383,14 @@ pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
         if es.pes.data.is_empty() {
             return Ok(());
         }
-        let pes = std::mem::take(&mut es.pes.data);
-        match es.kind {
-            Kind::Video => video_pes(&mut video, &mut vclock, &pes, with_data),
-            Kind::Audio => audio_pes(&mut audio, &mut aclock, &pes, with_data),
-        }
+        // The PES buffer is kept for the next one (frames are of similar sizes).
+        let pes = &es.pes.data;
+        let done = match es.kind {
+            Kind::Video => video_pes(&mut video, &mut vclock, pes, with_data),
+            Kind::Audio => audio_pes(&mut audio, &mut aclock, pes, with_data),
+        };
+        es.pes.data.clear();
+        done
     };
     for (n, p) in data.chunks_exact(PACKET).enumerate() {
         if p[0] != 0x47 {

@@ -23,6 +23,7 @@ use drey_core::{Id, TimeRange};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{PackagingError, span_segments};
+use crate::storage::buffers;
 use crate::storage::index::{FlowQuery, Index, ObjectState, SegmentRow};
 use crate::storage::objects::{ObjectError, Objects};
 
@@ -218,7 +219,13 @@ async fn read_segment(
     tokio::task::spawn_blocking(move || {
         match init {
             Some(init) => samples::from_fmp4(&init, &bytes, with_data),
-            None => samples::from_ts(&bytes, with_data),
+            // Sample bytes are fewer than the packets'; the buffers are recycled.
+            None if with_data => samples::from_ts_into(
+                &bytes,
+                buffers::take(bytes.len()),
+                buffers::take(bytes.len() / 8),
+            ),
+            None => samples::from_ts(&bytes, false),
         }
         .map_err(|e| media_error(&id, e))
     })
@@ -458,7 +465,7 @@ pub fn stream(
                 let data: Vec<(Kind, Bytes)> = s
                     .tracks
                     .into_iter()
-                    .map(|t| (t.kind, Bytes::from(t.data)))
+                    .map(|t| (t.kind, buffers::freeze(t.data)))
                     .collect();
                 let mut out = Vec::with_capacity(want.len());
                 for (kind, planned, r) in want {
