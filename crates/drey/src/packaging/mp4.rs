@@ -166,20 +166,6 @@ fn media_error(object: &str, e: MediaError) -> PackagingError {
     }
 }
 
-/// A whole object; one copy at most (none when the store gives it in one piece).
-async fn fetch(objects: &Objects, id: &str) -> Result<Bytes, ObjectError> {
-    let read = objects.get(id, None).await?;
-    let mut chunks: Vec<Bytes> = read.body.try_collect().await?;
-    if chunks.len() == 1 {
-        return Ok(chunks.remove(0));
-    }
-    let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-    for c in chunks {
-        v.extend_from_slice(&c);
-    }
-    Ok(Bytes::from(v))
-}
-
 async fn init_of(
     tables: &Tables,
     objects: &Objects,
@@ -188,7 +174,7 @@ async fn init_of(
     if let Some(i) = tables.init(id) {
         return Ok(i);
     }
-    let bytes = fetch(objects, id).await?;
+    let bytes = objects.get_bytes(id).await?;
     let init = Arc::new(Init::parse(&bytes).map_err(|e| media_error(id, e))?);
     tables.put_init(id, init.clone());
     Ok(init)
@@ -214,7 +200,7 @@ async fn read_segment(
         }
         (Container::Ts, _) => None,
     };
-    let bytes = fetch(objects, &seg.object_id).await?;
+    let bytes = objects.get_bytes(&seg.object_id).await?;
     let id = seg.object_id.clone();
     tokio::task::spawn_blocking(move || {
         match init {

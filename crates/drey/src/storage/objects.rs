@@ -451,13 +451,21 @@ impl Objects {
             .await
             .map_err(|e| ObjectError::Io(std::io::Error::other(e)))?;
         }
-        match self.store.get(&Self::key(object_id)?).await {
-            Ok(r) => Ok(r.bytes().await?),
+        let res = match self.store.get(&Self::key(object_id)?).await {
+            Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => {
-                Err(ObjectError::NotFound(object_id.to_owned()))
+                return Err(ObjectError::NotFound(object_id.to_owned()));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        // Collected into a recycled buffer of the object's size: fresh ones of a segment's
+        // size per read fragment the heap, and a long export's peak memory grows with it.
+        let mut buf = buffers::take(usize::try_from(res.meta.size).unwrap_or(0));
+        let mut body = res.into_stream();
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk?);
         }
+        Ok(buffers::freeze(buf))
     }
 
     /// Deletes an object; deleting one that is already gone succeeds.
