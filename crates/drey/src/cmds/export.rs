@@ -4,16 +4,15 @@
 //! parallel fetch as the server). Writes `FILE.part` and renames it
 //! when complete, so a file with the final name is always whole. Shows bytes, rate and ETA.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
-
-use bytes::Bytes;
 
 use crate::config::{FileConfig, StoreArgs, StoreConfig};
 use crate::packaging::{export, mp4};

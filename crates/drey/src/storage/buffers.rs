@@ -1,4 +1,5 @@
-//! Recycled read buffers for local object reads. A fresh buffer of a few hundred KB is
+//! Recycled buffers for object reads (local files, whole S3 objects) and the MP4
+//! demuxer's sample bytes. A fresh buffer of a few hundred KB is
 //! new memory to the kernel: every page of it faults and is zeroed before the read copies
 //! into it (glibc hands such sizes back to the system when they are freed). Buffers come
 //! back here when the last `Bytes` that points into them is dropped, so a steady stream

@@ -451,18 +451,10 @@ impl Objects {
             .await
             .map_err(|e| ObjectError::Io(std::io::Error::other(e)))?;
         }
-        let res = match self.store.get(&Self::key(object_id)?).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(ObjectError::NotFound(object_id.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // Collected into a recycled buffer of the object's size: fresh ones of a segment's
-        // size per read fragment the heap, and a long export's peak memory grows with it.
-        let mut buf = buffers::take(usize::try_from(res.meta.size).unwrap_or(0));
-        let mut body = res.into_stream();
-        while let Some(chunk) = body.next().await {
+        // Collected into a recycled buffer of the object's size, as local reads are.
+        let mut read = self.get(object_id, None).await?;
+        let mut buf = buffers::take(usize::try_from(read.size).unwrap_or(0));
+        while let Some(chunk) = read.body.next().await {
             buf.extend_from_slice(&chunk?);
         }
         Ok(buffers::freeze(buf))
