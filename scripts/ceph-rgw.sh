@@ -99,7 +99,7 @@ osd objectstore = memstore
 memstore device bytes = 8589934592
 osd memory target = 939524096
 [client.rgw.drey]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $DIR/rgw
 rgw thread pool size = 64
 rgw enable usage log = false

