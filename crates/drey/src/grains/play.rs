@@ -167,14 +167,11 @@ pub async fn play(
     mut sink: Sink,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Played> {
-    // `readers` fetches in flight, finished ones waiting in order as for the grain
-    // download.
+    // `readers` fetches in flight, in order, as for the grain download.
     let readers = opts.readers.max(1);
-    let waiting = objects.reorder_room(readers, true);
     let mut grains = crate::storage::objects::fetch_in_order(
         rows(index, flow, span, opts.follow),
         readers,
-        waiting,
         move |item: anyhow::Result<Item>| {
             let objects = objects.clone();
             async move {

@@ -279,8 +279,8 @@ fn sized_pieces(plan: &Plan, range: Range<u64>) -> Vec<(String, Range<u64>, u64)
 }
 
 /// `range` of the planned file as a stream: objects fetched `read_ahead` at a time, in
-/// order, each piece whole in memory at most (so memory stays at read_ahead segments,
-/// 4 x as many grains from S3: [`Objects::reorder_room`], whatever the span). A failed or short read ends the stream
+/// order, each piece whole in memory at most (so memory stays at read_ahead pieces,
+/// whatever the span). A failed or short read ends the stream
 /// with an error, which the HTTP layer turns into a cut connection (the client sees fewer
 /// bytes than Content-Length, never wrong ones).
 pub fn stream(
@@ -290,7 +290,6 @@ pub fn stream(
     read_ahead: usize,
 ) -> BoxStream<'static, Result<Bytes, ObjectError>> {
     let head = plan.prefix.len() as u64;
-    let waiting = objects.reorder_room(read_ahead, plan.kind != Kind::Ts);
     let prefix = (range.start < head).then(|| {
         let b = plan
             .prefix
@@ -300,7 +299,6 @@ pub fn stream(
     let objects_part = crate::storage::objects::fetch_in_order(
         futures::stream::iter(sized_pieces(plan, range)),
         read_ahead,
-        waiting,
         move |(id, r, size): (String, Range<u64>, u64)| {
             let objects = objects.clone();
             async move {

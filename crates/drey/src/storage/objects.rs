@@ -236,28 +236,6 @@ impl Objects {
         }
     }
 
-    /// How many finished reads an ordered reader with `read_ahead` in flight lets wait
-    /// behind a slower one ([`fetch_in_order`]'s `waiting`). Grains on S3 (many objects
-    /// per second, where one straggler holds the rest up most) get room for three times
-    /// the read-ahead: grain reads on RGW ran at 0.75-0.82 of unordered GETs at the same
-    /// parallelism with 1x, 0.89-1.08 with 3x (measured before RGW ran with
-    /// `tcp_nodelay=1`, see below). Segments get none. Room had made segment exports from
-    /// RGW 20-30% faster, but the stragglers it waited out were RGW's: its beast frontend
-    /// defaults to Nagle's algorithm, and 12-20% of GETs stalled 40-50 ms on the client's
-    /// delayed ACK. With `tcp_nodelay=1` (docs/operations.md) no GET took over 20 ms and
-    /// exports ran the same with room 0, 4 or 8, while room let a long export's memory
-    /// grow with its span (the longer the span, the likelier a straggler that fills it).
-    /// Local files are read at page-cache speed with no stragglers to wait out, where
-    /// extra buffers only cost cache misses: none for either (local grain reads ran at
-    /// 0.81-0.84 of raw GETs with 3x, 0.90-0.96 with none).
-    pub fn reorder_room(&self, read_ahead: usize, grains: bool) -> usize {
-        match self.backend {
-            Backend::Local { .. } => 0,
-            _ if grains => read_ahead.max(1) * 3,
-            _ => 0,
-        }
-    }
-
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
@@ -492,15 +470,17 @@ impl Objects {
 }
 
 /// Runs `fetch` on each of `items` in parallel and yields the results in the items'
-/// order: at most `in_flight` fetches hold a permit at once, and up to `waiting` finished
-/// ones may wait behind a slower one ahead of them (so a slow read does not stall the
-/// others, and memory stays at `in_flight + waiting` results). Each fetch is a task of its
-/// own, so bodies are received on every core, not on the consumer's; dropping the stream
-/// aborts them. A fetch that panics becomes `on_panic`'s error.
+/// order, at most `in_flight` at once (started in order, so the read the consumer waits for
+/// is never queued behind later ones; memory stays at `in_flight` results). Finished reads
+/// do not wait in extra room behind a slow one: the stragglers such room waited out on RGW
+/// were its Nagle stalls (docs/operations.md), and with those gone, exports of segments and
+/// grains ran the same with and without it (docs/benchmarks.md, third export run) while
+/// room let a long read's memory grow. Each fetch is a task of its own, so bodies are
+/// received on every core, not on the consumer's; dropping the stream aborts them. A fetch
+/// that panics becomes `on_panic`'s error.
 pub fn fetch_in_order<T, O, E, F, Fut>(
     items: impl Stream<Item = T> + Send + 'static,
     in_flight: usize,
-    waiting: usize,
     fetch: F,
     on_panic: fn(String) -> E,
 ) -> BoxStream<'static, Result<O, E>>
@@ -511,26 +491,15 @@ where
     F: Fn(T) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<O, E>> + Send + 'static,
 {
-    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
     items
-        // Permits are taken here, one item after another, so reads start in order: the
-        // read the consumer waits for is never queued behind later ones.
-        .then(move |item| {
-            let permits = permits.clone();
-            async move { (permits.acquire_owned().await.ok(), item) }
-        })
-        .map(move |(permit, item)| {
-            let work = fetch(item);
-            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                let _permit = permit;
-                work.await
-            }));
+        .map(move |item| {
+            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(fetch(item)));
             async move {
                 task.await
                     .map_err(|e| on_panic(format!("a read task failed: {e}")))?
             }
         })
-        .buffered(in_flight.max(1) + waiting)
+        .buffered(in_flight.max(1))
         .boxed()
 }
 
