@@ -72,27 +72,18 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 }
 
 /// Where the bytes go (a file, written as FILE.part and renamed when whole, or stdout):
-/// written on a blocking thread with std's `File`, chunk by chunk as they arrive. tokio's
-/// file and stdout copy every chunk once more into a buffer of their own first.
+/// written with std's `File`, chunk by chunk as they arrive, on the thread that drives the
+/// export (`block_in_place`: the reads run on the runtime's workers meanwhile). tokio's
+/// file and stdout copy every chunk once more into a buffer of their own first; a writer
+/// thread fed through a channel cost a wake-up per segment: 40 of the 130 ms of a
+/// 30-minute export from page-cached files (docs/benchmarks.md, third export run).
 struct Sink {
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    done: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+    file: std::fs::File,
 }
 
 impl Sink {
-    fn new(mut file: std::fs::File) -> Sink {
-        // One chunk queued: the writer never waits for the next read to be handed over,
-        // and the fetches ahead hold the rest (each queued chunk is a whole segment: a
-        // queue of 4 put 1.5-2.5 MB on a long export's peak RSS, at the same speed).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-        let done = tokio::task::spawn_blocking(move || {
-            while let Some(b) = rx.blocking_recv() {
-                file.write_all(&b)?;
-            }
-            file.flush()?;
-            Ok(file)
-        });
-        Sink { tx: Some(tx), done }
+    fn new(file: std::fs::File) -> Sink {
+        Sink { file }
     }
 
     /// Standard output, as a `File` of its own descriptor (std's `Stdout` is
@@ -104,30 +95,25 @@ impl Sink {
     }
 
     async fn write(&mut self, b: Bytes) -> anyhow::Result<()> {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(b).await.is_ok(),
-            None => false,
-        };
-        if !sent {
-            // The writer stopped: its error says why.
-            self.tx = None;
-            let e = match (&mut self.done).await {
-                Ok(Err(e)) => anyhow::Error::from(e),
-                Ok(Ok(_)) => anyhow::anyhow!("the output writer stopped early"),
-                Err(e) => anyhow::anyhow!("the output writer failed: {e}"),
-            };
-            return Err(e.context("writing the export"));
-        }
-        Ok(())
+        let file = &mut self.file;
+        blocking(|| file.write_all(&b)).context("writing the export")
     }
 
-    /// Waits for every chunk to be written; gives the file back.
+    /// Flushes what was written; gives the file back.
     async fn finish(mut self) -> anyhow::Result<std::fs::File> {
-        self.tx = None;
-        self.done
-            .await
-            .map_err(|e| anyhow::anyhow!("the output writer failed: {e}"))?
-            .context("writing the export")
+        let file = &mut self.file;
+        blocking(|| file.flush()).context("writing the export")?;
+        Ok(self.file)
+    }
+}
+
+/// Runs blocking `f` where the runtime allows it (`block_in_place` panics on a
+/// current-thread runtime, where there is no other thread to block instead).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
