@@ -296,9 +296,11 @@ pub fn stream(
             .slice(range.start as usize..range.end.min(head) as usize);
         futures::stream::iter([Ok::<_, ObjectError>(b)])
     });
+    let own_tasks = !objects.reads_on_blocking_threads();
     let objects_part = crate::storage::objects::fetch_in_order(
         futures::stream::iter(sized_pieces(plan, range)),
         read_ahead,
+        own_tasks,
         move |(id, r, size): (String, Range<u64>, u64)| {
             let objects = objects.clone();
             async move {

@@ -236,6 +236,12 @@ impl Objects {
         }
     }
 
+    /// Whether a read runs on a blocking thread of its own (local files), so an ordered
+    /// reader need not give it a task: [`fetch_in_order`]'s `own_tasks`.
+    pub fn reads_on_blocking_threads(&self) -> bool {
+        self.local.is_some()
+    }
+
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
@@ -475,12 +481,15 @@ impl Objects {
 /// do not wait in extra room behind a slow one: the stragglers such room waited out on RGW
 /// were its Nagle stalls (docs/operations.md), and with those gone, exports of segments and
 /// grains ran the same with and without it (docs/benchmarks.md, third export run) while
-/// room let a long read's memory grow. Each fetch is a task of its own, so bodies are
-/// received on every core, not on the consumer's; dropping the stream aborts them. A fetch
-/// that panics becomes `on_panic`'s error.
+/// room let a long read's memory grow. With `own_tasks` each fetch is a task of its own, so
+/// bodies are received on every core, not on the consumer's (S3), and dropping the stream
+/// aborts them; without, the consumer polls the fetches itself, for reads that already run
+/// on blocking threads (local files: a task each cost a wake-up per read for nothing). A
+/// fetch that panics becomes `on_panic`'s error.
 pub fn fetch_in_order<T, O, E, F, Fut>(
     items: impl Stream<Item = T> + Send + 'static,
     in_flight: usize,
+    own_tasks: bool,
     fetch: F,
     on_panic: fn(String) -> E,
 ) -> BoxStream<'static, Result<O, E>>
@@ -493,11 +502,15 @@ where
 {
     items
         .map(move |item| {
-            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(fetch(item)));
-            async move {
+            let work = fetch(item);
+            if !own_tasks {
+                return futures::future::Either::Left(work);
+            }
+            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(work));
+            futures::future::Either::Right(async move {
                 task.await
                     .map_err(|e| on_panic(format!("a read task failed: {e}")))?
-            }
+            })
         })
         .buffered(in_flight.max(1))
         .boxed()
