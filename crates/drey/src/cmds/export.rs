@@ -94,13 +94,13 @@ impl Sink {
         Ok(Sink::new(std::fs::File::from(fd)))
     }
 
-    async fn write(&mut self, b: Bytes) -> anyhow::Result<()> {
+    fn write(&mut self, b: Bytes) -> anyhow::Result<()> {
         let file = &mut self.file;
         blocking(|| file.write_all(&b)).context("writing the export")
     }
 
     /// Flushes what was written; gives the file back.
-    async fn finish(mut self) -> anyhow::Result<std::fs::File> {
+    fn finish(mut self) -> anyhow::Result<std::fs::File> {
         let file = &mut self.file;
         blocking(|| file.flush()).context("writing the export")?;
         Ok(self.file)
@@ -124,7 +124,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
             Some(url) => over_http(&args, url, &mut out).await?,
             None => direct(&args, &mut out).await?,
         };
-        out.finish().await?;
+        out.finish()?;
         tracing::info!(bytes = written, "export done");
         return Ok(());
     }
@@ -139,7 +139,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         None => direct(&args, &mut out).await,
     };
     let finished = match result {
-        Ok(n) => out.finish().await.map(|f| (n, f)),
+        Ok(n) => out.finish().map(|f| (n, f)),
         Err(e) => Err(e),
     };
     let (written, file) = match finished {
@@ -217,7 +217,7 @@ async fn direct(args: &ExportArgs, file: &mut Sink) -> anyhow::Result<u64> {
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
         written += chunk.len() as u64;
-        file.write(chunk).await?;
+        file.write(chunk)?;
         bar.set_position(written);
     }
     bar.finish_and_clear();
@@ -255,7 +255,7 @@ async fn over_http(args: &ExportArgs, url: &str, file: &mut Sink) -> anyhow::Res
     let mut written = 0u64;
     while let Some(chunk) = resp.chunk().await? {
         written += chunk.len() as u64;
-        file.write(chunk).await?;
+        file.write(chunk)?;
         bar.set_position(written);
     }
     bar.finish_and_clear();

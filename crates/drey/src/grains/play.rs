@@ -169,11 +169,9 @@ pub async fn play(
 ) -> anyhow::Result<Played> {
     // `readers` fetches in flight, in order, as for the grain download.
     let readers = opts.readers.max(1);
-    let own_tasks = !objects.reads_on_blocking_threads();
-    let mut grains = crate::storage::objects::fetch_in_order(
+    let mut grains = objects.clone().fetch_in_order(
         rows(index, flow, span, opts.follow),
         readers,
-        own_tasks,
         move |item: anyhow::Result<Item>| {
             let objects = objects.clone();
             async move {

@@ -296,34 +296,34 @@ pub fn stream(
             .slice(range.start as usize..range.end.min(head) as usize);
         futures::stream::iter([Ok::<_, ObjectError>(b)])
     });
-    let own_tasks = !objects.reads_on_blocking_threads();
-    let objects_part = crate::storage::objects::fetch_in_order(
-        futures::stream::iter(sized_pieces(plan, range)),
-        read_ahead,
-        own_tasks,
-        move |(id, r, size): (String, Range<u64>, u64)| {
-            let objects = objects.clone();
-            async move {
-                let want = r.end - r.start;
-                let chunks: Vec<Bytes> = if r.start == 0 && r.end == size {
-                    // One contiguous buffer (sized from Content-Length by the store client;
-                    // passing S3's chunks on as they came ran 5-10% slower than this copy).
-                    vec![objects.get_bytes(&id).await?]
-                } else {
-                    objects.get(&id, Some(r)).await?.body.try_collect().await?
-                };
-                let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-                if got != want {
-                    return Err(ObjectError::Body(format!(
-                        "object {id:?} gave {got} bytes where {want} were planned"
-                    )));
+    let objects_part = objects
+        .clone()
+        .fetch_in_order(
+            futures::stream::iter(sized_pieces(plan, range)),
+            read_ahead,
+            move |(id, r, size): (String, Range<u64>, u64)| {
+                let objects = objects.clone();
+                async move {
+                    let want = r.end - r.start;
+                    let chunks: Vec<Bytes> = if r.start == 0 && r.end == size {
+                        // One contiguous buffer (sized from Content-Length by the store client;
+                        // passing S3's chunks on as they came ran 5-10% slower than this copy).
+                        vec![objects.get_bytes(&id).await?]
+                    } else {
+                        objects.get(&id, Some(r)).await?.body.try_collect().await?
+                    };
+                    let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+                    if got != want {
+                        return Err(ObjectError::Body(format!(
+                            "object {id:?} gave {got} bytes where {want} were planned"
+                        )));
+                    }
+                    Ok(futures::stream::iter(chunks.into_iter().map(Ok)))
                 }
-                Ok(futures::stream::iter(chunks.into_iter().map(Ok)))
-            }
-        },
-        ObjectError::Body,
-    )
-    .try_flatten();
+            },
+            ObjectError::Body,
+        )
+        .try_flatten();
     match prefix {
         Some(p) => p.chain(objects_part).boxed(),
         None => objects_part.boxed(),

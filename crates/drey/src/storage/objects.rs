@@ -236,12 +236,6 @@ impl Objects {
         }
     }
 
-    /// Whether a read runs on a blocking thread of its own (local files), so an ordered
-    /// reader need not give it a task: [`fetch_in_order`]'s `own_tasks`.
-    pub fn reads_on_blocking_threads(&self) -> bool {
-        self.local.is_some()
-    }
-
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
@@ -449,6 +443,45 @@ impl Objects {
         Ok(buffers::freeze(buf))
     }
 
+    /// Runs `fetch` on each of `items` in parallel and yields the results in the items'
+    /// order, at most `in_flight` at once (started in order, so the read the consumer
+    /// waits for is never queued behind later ones; memory stays at `in_flight` results,
+    /// with no extra room for finished reads behind a slow one: docs/benchmarks.md, third
+    /// export run). On S3 each fetch is a task of its own, so bodies are received on every
+    /// core, not on the consumer's, and dropping the stream aborts them; local reads run on
+    /// blocking threads already, so the consumer polls them itself (a task each cost a
+    /// wake-up per read for nothing). A fetch that panics becomes `on_panic`'s error.
+    pub fn fetch_in_order<T, O, E, F, Fut>(
+        &self,
+        items: impl Stream<Item = T> + Send + 'static,
+        in_flight: usize,
+        fetch: F,
+        on_panic: fn(String) -> E,
+    ) -> BoxStream<'static, Result<O, E>>
+    where
+        T: Send + 'static,
+        O: Send + 'static,
+        E: Send + 'static,
+        F: Fn(T) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<O, E>> + Send + 'static,
+    {
+        let own_tasks = self.local.is_none();
+        items
+            .map(move |item| {
+                let work = fetch(item);
+                if !own_tasks {
+                    return futures::future::Either::Left(work);
+                }
+                let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(work));
+                futures::future::Either::Right(async move {
+                    task.await
+                        .map_err(|e| on_panic(format!("a read task failed: {e}")))?
+                })
+            })
+            .buffered(in_flight.max(1))
+            .boxed()
+    }
+
     /// Deletes an object; deleting one that is already gone succeeds.
     pub async fn delete(&self, object_id: &str) -> Result<(), ObjectError> {
         match self.store.delete(&Self::key(object_id)?).await {
@@ -473,47 +506,6 @@ impl Objects {
             .await?;
         Ok(Some(url.to_string()))
     }
-}
-
-/// Runs `fetch` on each of `items` in parallel and yields the results in the items'
-/// order, at most `in_flight` at once (started in order, so the read the consumer waits for
-/// is never queued behind later ones; memory stays at `in_flight` results). Finished reads
-/// do not wait in extra room behind a slow one: the stragglers such room waited out on RGW
-/// were its Nagle stalls (docs/operations.md), and with those gone, exports of segments and
-/// grains ran the same with and without it (docs/benchmarks.md, third export run) while
-/// room let a long read's memory grow. With `own_tasks` each fetch is a task of its own, so
-/// bodies are received on every core, not on the consumer's (S3), and dropping the stream
-/// aborts them; without, the consumer polls the fetches itself, for reads that already run
-/// on blocking threads (local files: a task each cost a wake-up per read for nothing). A
-/// fetch that panics becomes `on_panic`'s error.
-pub fn fetch_in_order<T, O, E, F, Fut>(
-    items: impl Stream<Item = T> + Send + 'static,
-    in_flight: usize,
-    own_tasks: bool,
-    fetch: F,
-    on_panic: fn(String) -> E,
-) -> BoxStream<'static, Result<O, E>>
-where
-    T: Send + 'static,
-    O: Send + 'static,
-    E: Send + 'static,
-    F: Fn(T) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<O, E>> + Send + 'static,
-{
-    items
-        .map(move |item| {
-            let work = fetch(item);
-            if !own_tasks {
-                return futures::future::Either::Left(work);
-            }
-            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(work));
-            futures::future::Either::Right(async move {
-                task.await
-                    .map_err(|e| on_panic(format!("a read task failed: {e}")))?
-            })
-        })
-        .buffered(in_flight.max(1))
-        .boxed()
 }
 
 #[cfg(test)]
