@@ -1,13 +1,16 @@
 //! Fuzzes what MP4 export reads from stored segments any TAMS client may have written:
 //! the MPEG-TS demuxer (PAT/PMT, PES, Annex B, ADTS), the fragmented MP4 readers (init
 //! segment, moof/traf/trun), and the progressive MP4 planner over what they return.
-//! Never panic; tables with and without data agree and sample sizes add up to the data.
+//! Never panic; tables with and without data agree and sample sizes add up to the data;
+//! the tables survive the index's encoding (`media::tables`), whose decoder also reads
+//! the raw input.
 //! Input: one mode byte (even: MPEG-TS; odd: fMP4), then the segment; for fMP4 a 2-byte
 //! big-endian init length, the init segment, then the media segment. Seeds: ffmpeg output.
 #![no_main]
 
 use drey_core::media::mp4::{self, SegmentIn};
 use drey_core::media::samples::{Init, Samples, from_fmp4, from_ts};
+use drey_core::media::tables;
 use libfuzzer_sys::fuzz_target;
 
 fn check(with: &Samples, without: &Samples) {
@@ -18,6 +21,7 @@ fn check(with: &Samples, without: &Samples) {
         let sum: u64 = a.samples.iter().map(|s| u64::from(s.size)).sum();
         assert_eq!(sum, a.data.len() as u64);
     }
+    assert_eq!(tables::decode(&tables::encode(without)).as_ref(), Ok(without));
     let seg = [SegmentIn {
         flow: 0,
         start_ns: 1_000_000_000,
@@ -35,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let _ = tables::decode(rest);
     if mode % 2 == 0 {
         if let (Ok(a), Ok(b)) = (from_ts(rest, true), from_ts(rest, false)) {
             check(&a, &b);

@@ -270,8 +270,15 @@ pub fn amz_date(unix: i64) -> String {
     )
 }
 
+/// Lower-case hex of `b`.
 pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 15)]));
+    }
+    s
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -260,7 +260,7 @@ fn header_len(r: &reqwest::Response) -> u64 {
 /// trims to the exact start) and frame count and decode cleanly; HEAD, ETag and random
 /// byte ranges agree with the full file; the CLI writes the same bytes.
 async fn export_mp4(backend: Backend) {
-    let Some(d) = Drey::start(
+    let Some(mut d) = Drey::start(
         backend,
         "rtmp_outputs = [\"ts\", \"fmp4\"]\nexport_read_ahead = 3",
     )
@@ -283,6 +283,7 @@ async fn export_mp4(backend: Backend) {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut sizes = Vec::new();
+    let mut planned = Vec::new();
     for (container, name) in [("video/mp2t", "ts"), ("video/mp4", "fmp4")] {
         let id = by_container(container);
         wait_idle(&d, &id).await;
@@ -319,6 +320,7 @@ async fn export_mp4(backend: Backend) {
             p.audio_frames
         );
         sizes.push(len);
+        planned.push((base.clone(), len, etag.clone()));
 
         // HEAD and ETag.
         let h = reqwest::Client::new().head(&base).send().await.unwrap();
@@ -399,6 +401,39 @@ async fn export_mp4(backend: Backend) {
     // The same samples either way, give or take the SPS/PPS the TS flow repeats.
     let diff = sizes[0].abs_diff(sizes[1]);
     assert!(diff < sizes[0] / 50, "{sizes:?}");
+    // Each segment was read once for its tables, which the index kept: after a restart
+    // (nothing in memory) planning the same files reads none of the 20 segments again.
+    let tables_from = |metrics: &str, from: &str| -> u64 {
+        let key = format!("drey_export_sample_tables_total{{from=\"{from}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let metrics_url = d.url("/metrics");
+    let metrics = || async {
+        reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(tables_from(&metrics().await, "segment"), 20);
+    d.kill_9();
+    d.restart().await;
+    for (base, len, etag) in &planned {
+        let h = reqwest::Client::new().head(base).send().await.unwrap();
+        assert_eq!(h.status(), 200);
+        assert_eq!(header_len(&h), *len);
+        assert_eq!(h.headers()["etag"].to_str().unwrap(), etag);
+    }
+    let m = metrics().await;
+    assert_eq!(
+        (tables_from(&m, "index"), tables_from(&m, "segment")),
+        (20, 0),
+        "{m}"
+    );
 }
 
 /// A source whose video and audio are separate flows (as a TAMS client may write them)

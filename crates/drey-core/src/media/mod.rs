@@ -13,6 +13,7 @@ pub mod rawstream;
 pub mod rtmp;
 pub mod samples;
 pub mod segmenter;
+pub mod tables;
 pub mod ts;
 
 pub use segmenter::{

@@ -18,13 +18,14 @@ use bytes::Bytes;
 use drey_core::media::MediaError;
 use drey_core::media::mp4::{self, Movie, SegmentIn};
 use drey_core::media::samples::{self, Init, Kind, Samples};
+use drey_core::media::tables;
 use drey_core::model::{Flow, FlowEssence};
 use drey_core::{Id, TimeRange};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{PackagingError, span_segments};
 use crate::storage::buffers;
-use crate::storage::index::{FlowQuery, Index, ObjectState, SegmentRow};
+use crate::storage::index::{FlowQuery, Index, ObjectState, SampleTables, SegmentRow};
 use crate::storage::objects::{ObjectError, Objects};
 
 /// Version of the byte layout, part of the ETag.
@@ -129,12 +130,17 @@ struct Seg {
     container: Container,
 }
 
+/// The table cache's key of a segment object read through `init_id`.
+fn key(object_id: &str, init_id: Option<&str>) -> String {
+    match init_id {
+        Some(i) => format!("{object_id}\n{i}"),
+        None => object_id.to_owned(),
+    }
+}
+
 impl Seg {
     fn key(&self) -> String {
-        match &self.init_id {
-            Some(i) => format!("{}\n{i}", self.object_id),
-            None => self.object_id.clone(),
-        }
+        key(&self.object_id, self.init_id.as_deref())
     }
 }
 
@@ -219,6 +225,73 @@ async fn read_segment(
     .map_err(|e| PackagingError::Objects(ObjectError::Body(format!("demux task: {e}"))))?
 }
 
+/// Rows of the index's sample tables per statement.
+const TABLES_BATCH: usize = 500;
+
+/// Loads the index's kept tables of the segments not in memory into the memory cache;
+/// returns how many. Best effort: a row that cannot be fetched or decoded means the
+/// segment is read.
+async fn kept_tables(tables: &Tables, index: &dyn Index, segs: &[Seg]) -> usize {
+    let mut loaded = 0;
+    let mut missing: Vec<&Seg> = segs
+        .iter()
+        .filter(|s| tables.get(&s.key()).is_none())
+        .collect();
+    missing.sort_by(|a, b| a.object_id.cmp(&b.object_id));
+    missing.dedup_by(|a, b| a.object_id == b.object_id);
+    let wanted: std::collections::HashSet<(&str, &str)> = segs
+        .iter()
+        .map(|s| (s.object_id.as_str(), s.init_id.as_deref().unwrap_or("")))
+        .collect();
+    for chunk in missing.chunks(TABLES_BATCH) {
+        let ids: Vec<String> = chunk.iter().map(|s| s.object_id.clone()).collect();
+        let rows = match index.get_sample_tables(&ids).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read kept sample tables; reading the segments instead");
+                return loaded;
+            }
+        };
+        for r in rows {
+            if !wanted.contains(&(r.object_id.as_str(), r.init_object_id.as_str())) {
+                continue;
+            }
+            match tables::decode(&r.tables) {
+                Ok(t) => {
+                    let init = Some(r.init_object_id.as_str()).filter(|i| !i.is_empty());
+                    tables.put(key(&r.object_id, init), Arc::new(t));
+                    loaded += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(object = %r.object_id, error = %e, "kept sample tables do not decode; reading the segment");
+                }
+            }
+        }
+    }
+    loaded
+}
+
+/// Keeps the tables read from segments (`read[i].1`) in the index. Best effort: an
+/// export does not fail because its tables could not be kept.
+async fn keep_tables(index: &dyn Index, segs: &[Seg], read: &[(Arc<Samples>, bool)]) {
+    let rows: Vec<SampleTables> = segs
+        .iter()
+        .zip(read)
+        .filter(|(_, (_, fresh))| *fresh)
+        .map(|(s, (t, _))| SampleTables {
+            object_id: s.object_id.clone(),
+            init_object_id: s.init_id.clone().unwrap_or_default(),
+            tables: tables::encode(t),
+        })
+        .collect();
+    for chunk in rows.chunks(TABLES_BATCH) {
+        if let Err(e) = index.put_sample_tables(chunk).await {
+            tracing::warn!(error = %e, "could not keep sample tables in the index; the next export reads the segments again");
+            return;
+        }
+    }
+}
+
 /// The flows of a source an MP4 export combines: a multiplexed flow when there is one,
 /// else the video flow and the audio flow with the highest bit rate (ties: lowest id).
 pub async fn source_flows(index: &dyn Index, source_id: Id) -> Result<Vec<Flow>, PackagingError> {
@@ -268,9 +341,9 @@ pub async fn source_flows(index: &dyn Index, source_id: Id) -> Result<Vec<Flow>,
 
 /// Plans the MP4 of `span` of `flows` (one multiplexed flow, or a video and an audio flow).
 pub async fn plan(
-    tables: &Tables,
+    tables: &Arc<Tables>,
     index: &dyn Index,
-    objects: &Objects,
+    objects: &Arc<Objects>,
     flows: &[Flow],
     span: TimeRange,
     max_segments: usize,
@@ -326,20 +399,39 @@ pub async fn plan(
             container: *c,
         })
         .collect();
-    // The tables, from the cache or read in parallel.
-    let read: Vec<Arc<Samples>> = stream::iter(segs.iter().cloned())
-        .map(|s| async move {
-            let key = s.key();
-            if let Some(t) = tables.get(&key) {
-                return Ok::<_, PackagingError>(t);
-            }
-            let t = Arc::new(read_segment(tables, objects, &s, false).await?);
-            tables.put(key, t.clone());
-            Ok(t)
-        })
-        .buffered(read_ahead.max(1))
+    // The tables: from memory, else from the index, else read (in parallel) and kept in
+    // the index for the next export, here or on another instance.
+    let from_index = kept_tables(tables, index, &segs).await;
+    let (t, o) = (tables.clone(), objects.clone());
+    let read: Vec<(Arc<Samples>, bool)> = objects
+        .fetch_in_order(
+            stream::iter(segs.clone()),
+            read_ahead,
+            move |s| {
+                let (tables, objects) = (t.clone(), o.clone());
+                async move {
+                    let key = s.key();
+                    if let Some(t) = tables.get(&key) {
+                        return Ok::<_, PackagingError>((t, false));
+                    }
+                    let t = Arc::new(read_segment(&tables, &objects, &s, false).await?);
+                    tables.put(key, t.clone());
+                    Ok((t, true))
+                }
+            },
+            |m| PackagingError::Objects(ObjectError::Body(m)),
+        )
         .try_collect()
         .await?;
+    keep_tables(index, &segs, &read).await;
+    let fresh = read.iter().filter(|r| r.1).count();
+    let tables_from = |from: &'static str, n: usize| {
+        metrics::counter!("drey_export_sample_tables_total", "from" => from).increment(n as u64);
+    };
+    tables_from("segment", fresh);
+    tables_from("index", from_index);
+    tables_from("memory", (read.len() - fresh).saturating_sub(from_index));
+    let read: Vec<Arc<Samples>> = read.into_iter().map(|(t, _)| t).collect();
     let input: Vec<SegmentIn> = rows
         .iter()
         .zip(&read)
@@ -441,8 +533,12 @@ pub fn stream(
             _ => groups.push((plan.segs[c.segment].clone(), vec![want])),
         }
     }
-    let body = stream::iter(groups)
-        .map(move |(seg, want)| {
+    let o = objects.clone();
+    let body = o
+        .fetch_in_order(
+            stream::iter(groups),
+            read_ahead,
+            move |(seg, want): (Seg, Wanted)| {
             let (tables, objects) = (tables.clone(), objects.clone());
             async move {
                 let s = read_segment(&tables, &objects, &seg, true)
@@ -471,8 +567,9 @@ pub fn stream(
                 }
                 Ok(stream::iter(out))
             }
-        })
-        .buffered(read_ahead.max(1))
+        },
+            ObjectError::Body,
+        )
         .try_flatten();
     stream::iter(head.map(Ok)).chain(body).boxed()
 }

@@ -12,8 +12,8 @@ use drey_core::{Id, TimeRange};
 
 use super::{Event, Webhooks};
 use crate::storage::index::{
-    DeleteChunk, FlowQuery, Index, ObjectRow, OutboxRow, PutFlow, Result, SegmentQuery,
-    SegmentRejection, SegmentRow, SourceQuery, Versioned,
+    DeleteChunk, FlowQuery, Index, ObjectRow, OutboxRow, PutFlow, Result, SampleTables,
+    SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned,
 };
 
 pub struct NotifyingIndex {
@@ -265,6 +265,12 @@ impl Index for NotifyingIndex {
     }
     async fn object_flows(&self, id: &str, limit: usize) -> Result<Vec<Id>> {
         self.inner.object_flows(id, limit).await
+    }
+    async fn get_sample_tables(&self, object_ids: &[String]) -> Result<Vec<SampleTables>> {
+        self.inner.get_sample_tables(object_ids).await
+    }
+    async fn put_sample_tables(&self, rows: &[SampleTables]) -> Result<()> {
+        self.inner.put_sample_tables(rows).await
     }
     async fn claim_gc_candidates(&self, now: i64, limit: usize) -> Result<Vec<ObjectRow>> {
         self.inner.claim_gc_candidates(now, limit).await

@@ -551,6 +551,54 @@ async fn check_deletion_and_gc(ix: &dyn Index) {
     assert!(ix.delete_flow(f).await.unwrap());
 }
 
+async fn check_sample_tables(ix: &dyn Index) {
+    let f = flow_with_segments(ix, 3, "tab").await;
+    let row = |o: &str, i: &str, t: &[u8]| SampleTables {
+        object_id: o.into(),
+        init_object_id: i.into(),
+        tables: t.to_vec(),
+    };
+    let get = async |ids: &[&str]| {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let mut v = ix.get_sample_tables(&ids).await.unwrap();
+        v.sort_by(|a, b| (&a.object_id, &a.init_object_id).cmp(&(&b.object_id, &b.init_object_id)));
+        v
+    };
+    assert!(get(&["tab0"]).await.is_empty());
+    // Every byte value survives; a row for an object the index does not hold is skipped.
+    let all: Vec<u8> = (0..=255).collect();
+    ix.put_sample_tables(&[
+        row("tab0", "", &all),
+        row("tab1", "tab2", b"fmp4"),
+        row("tab1", "", &[]),
+        row("ghost", "", b"x"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        get(&["tab0", "tab1", "ghost"]).await,
+        [
+            row("tab0", "", &all),
+            row("tab1", "", &[]),
+            row("tab1", "tab2", b"fmp4")
+        ]
+    );
+    // Replacing, and the same key twice in one batch: the last one wins.
+    ix.put_sample_tables(&[row("tab0", "", b"old"), row("tab0", "", b"new")])
+        .await
+        .unwrap();
+    assert_eq!(get(&["tab0"]).await, [row("tab0", "", b"new")]);
+    ix.put_sample_tables(&[]).await.unwrap();
+    // The tables go with their object.
+    ix.delete_segments(f, &TimeRange::ETERNITY, None, 100, 10)
+        .await
+        .unwrap();
+    for o in ix.claim_gc_candidates(20, 100).await.unwrap() {
+        ix.forget_object(&o.id).await.unwrap();
+    }
+    assert!(get(&["tab0", "tab1"]).await.is_empty());
+}
+
 async fn check_delete_requests(ix: &dyn Index) {
     let mut r = DeletionRequest {
         id: Id::new_v4(),
@@ -963,6 +1011,7 @@ conformance! {
     object_rules: |ix| check_object_rules(ix.as_ref()).await;
     deletion_and_gc: |ix| check_deletion_and_gc(ix.as_ref()).await;
     delete_requests: |ix| check_delete_requests(ix.as_ref()).await;
+    sample_tables: |ix| check_sample_tables(ix.as_ref()).await;
     hls_numbering: |ix| check_hls_numbering(ix.as_ref()).await;
     webhook_outbox: |ix| check_webhook_outbox(ix.as_ref()).await;
     jobs: |ix| check_jobs(ix.as_ref()).await;

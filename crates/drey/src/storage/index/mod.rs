@@ -150,6 +150,15 @@ impl ObjectState {
     }
 }
 
+/// A segment object's sample tables as `drey_core::media::tables` encodes them, for the
+/// init object it was read through (`""` for MPEG-TS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleTables {
+    pub object_id: String,
+    pub init_object_id: String,
+    pub tables: Vec<u8>,
+}
+
 /// An object row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectRow {
@@ -284,6 +293,12 @@ pub trait Index: Send + Sync + 'static {
     async fn mark_objects_stored(&self, stored: &[(String, i64)]) -> Result<()>;
     /// Flows with at least one segment referencing the object (as media or init).
     async fn object_flows(&self, id: &str, limit: usize) -> Result<Vec<Id>>;
+    /// Kept sample tables ([`SampleTables`]) of the given objects, whatever their init
+    /// object; missing ones are left out.
+    async fn get_sample_tables(&self, object_ids: &[String]) -> Result<Vec<SampleTables>>;
+    /// Keeps sample tables (replacing any for the same object and init object). Rows of
+    /// objects no longer in the index are skipped.
+    async fn put_sample_tables(&self, rows: &[SampleTables]) -> Result<()>;
 
     /// Claims up to `limit` objects due for collection: unreferenced ones are moved to
     /// `deleting` and returned; referenced ones are taken off the candidate list.

@@ -13,8 +13,8 @@ use super::sql::{
 };
 use super::{
     DeleteChunk, FlowQuery, Index, IndexError, JobChunk, JobProgress, ObjectRow, ObjectState,
-    OutboxRow, PutFlow, Result, SegmentQuery, SegmentRejection, SegmentRow, SourceQuery, Versioned,
-    plan,
+    OutboxRow, PutFlow, Result, SampleTables, SegmentQuery, SegmentRejection, SegmentRow,
+    SourceQuery, Versioned, plan,
 };
 
 pub struct PgIndex {

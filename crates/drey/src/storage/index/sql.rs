@@ -957,6 +957,66 @@ macro_rules! impl_index {
                 Ok(())
             }
 
+            async fn get_sample_tables(&self, object_ids: &[String]) -> Result<Vec<SampleTables>> {
+                use sqlx::Row;
+                if object_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query(pick!(
+                    $pg,
+                    "SELECT object_id, init_object_id, tables FROM object_samples \
+                     WHERE object_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                    "SELECT object_id, init_object_id, tables FROM object_samples \
+                     WHERE object_id IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(to_json(&object_ids)?)
+                .fetch_all(self.read())
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SampleTables {
+                            object_id: r.try_get("object_id")?,
+                            init_object_id: r.try_get("init_object_id")?,
+                            tables: r.try_get("tables")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn put_sample_tables(&self, rows: &[SampleTables]) -> Result<()> {
+                // One statement per batch; the blobs travel hex-encoded in the JSON text.
+                // The same key twice in one statement is an error in PostgreSQL: last wins.
+                let mut seen = std::collections::HashSet::new();
+                let mut batch: Vec<serde_json::Value> = Vec::with_capacity(rows.len());
+                for r in rows.iter().rev() {
+                    if seen.insert((r.object_id.as_str(), r.init_object_id.as_str())) {
+                        batch.push(serde_json::json!({
+                            "o": r.object_id,
+                            "i": r.init_object_id,
+                            "x": drey_core::sigv4::hex(&r.tables),
+                        }));
+                    }
+                }
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(pick!(
+                    $pg,
+                    "INSERT INTO object_samples (object_id, init_object_id, tables) \
+                     SELECT t.o, t.i, decode(t.x, 'hex') FROM jsonb_to_recordset($1::jsonb) AS t(o text, i text, x text) \
+                     WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = t.o) \
+                     ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables",
+                    "INSERT INTO object_samples (object_id, init_object_id, tables) \
+                     SELECT j.value ->> 'o', j.value ->> 'i', unhex(j.value ->> 'x') FROM json_each($1) j \
+                     WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = j.value ->> 'o') \
+                     ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables"
+                ))
+                .bind(serde_json::Value::Array(batch).to_string())
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
             async fn object_flows(&self, id: &str, limit: usize) -> Result<Vec<Id>> {
                 let ids: Vec<String> = sqlx::query_scalar(
                     "SELECT flow_id FROM (SELECT DISTINCT flow_id FROM segments WHERE object_id = $1 \
