@@ -159,6 +159,39 @@ async fn export_spans(backend: Backend) {
         );
         assert!(!dir.path().join(format!("cli-{mode}.ts.part")).exists());
     }
+    // A pipe (as /dev/null, a device) is written in place, not replaced by a file.
+    let fifo = dir.path().join("pipe.ts");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read(reader).map_err(|e| e.to_string()));
+    });
+    let (ok, err) = d.run_cli(&[
+        "export",
+        id.as_str(),
+        "--timerange",
+        &span_arg,
+        "-o",
+        &fifo.to_string_lossy(),
+        "-q",
+    ]);
+    assert!(ok, "drey export to a pipe: {err}");
+    let piped = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("nothing was written to the pipe")
+        .unwrap();
+    assert!(piped == std::fs::read(&part).unwrap());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(!dir.path().join("pipe.ts.part").exists());
+
     let missing_out = dir.path().join("none.ts");
     let (ok, err) = d.run_cli(&[
         "export",

@@ -71,7 +71,8 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Where the bytes go (a file, written as FILE.part and renamed when whole, or stdout):
+/// Where the bytes go (a file, written as FILE.part and renamed when whole; stdout, a
+/// device or a pipe, written in place):
 /// written with std's `File`, chunk by chunk as they arrive, on the thread that drives the
 /// export (`block_in_place`: the reads run on the runtime's workers meanwhile). tokio's
 /// file and stdout copy every chunk once more into a buffer of their own first; a writer
@@ -118,14 +119,27 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
-    if args.output.as_os_str() == "-" {
-        let mut out = Sink::stdout().context("opening standard output")?;
+    // A device or a pipe (`-o /dev/null`, a FIFO) is written in place: a FILE.part
+    // renamed over it would replace the device with a regular file.
+    let special = std::fs::metadata(&args.output)
+        .map(|m| !m.is_file() && !m.is_dir())
+        .unwrap_or(false);
+    if args.output.as_os_str() == "-" || special {
+        let mut out = if special {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&args.output)
+                .with_context(|| format!("opening {}", args.output.display()))?;
+            Sink::new(f)
+        } else {
+            Sink::stdout().context("opening standard output")?
+        };
         let written = match &args.url {
             Some(url) => over_http(&args, url, &mut out).await?,
             None => direct(&args, &mut out).await?,
         };
         out.finish()?;
-        tracing::info!(bytes = written, "export done");
+        tracing::info!(bytes = written, file = %args.output.display(), "export done");
         return Ok(());
     }
     let mut part = args.output.clone().into_os_string();
