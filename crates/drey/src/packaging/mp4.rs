@@ -206,23 +206,22 @@ async fn read_segment(
         }
         (Container::Ts, _) => None,
     };
-    let bytes = objects.get_bytes(&seg.object_id).await?;
     let id = seg.object_id.clone();
-    tokio::task::spawn_blocking(move || {
-        match init {
-            Some(init) => samples::from_fmp4(&init, &bytes, with_data),
-            // Sample bytes are fewer than the packets'; the buffers are recycled.
-            None if with_data => samples::from_ts_into(
-                &bytes,
-                buffers::take(bytes.len()),
-                buffers::take(bytes.len() / 8),
-            ),
-            None => samples::from_ts(&bytes, false),
-        }
-        .map_err(|e| media_error(&id, e))
-    })
-    .await
-    .map_err(|e| PackagingError::Objects(ObjectError::Body(format!("demux task: {e}"))))?
+    objects
+        .get_with(&seg.object_id, move |bytes| {
+            match init {
+                Some(init) => samples::from_fmp4(&init, &bytes, with_data),
+                // Sample bytes are fewer than the packets'; the buffers are recycled.
+                None if with_data => samples::from_ts_into(
+                    &bytes,
+                    buffers::take(bytes.len()),
+                    buffers::take(bytes.len() / 8),
+                ),
+                None => samples::from_ts(&bytes, false),
+            }
+            .map_err(|e| media_error(&id, e))
+        })
+        .await?
 }
 
 /// Rows of the index's sample tables per statement.

@@ -421,6 +421,31 @@ impl Objects {
         Ok(ObjectRead { size, range, body })
     }
 
+    /// Reads the whole object and runs `f` (CPU work: demuxing, say) on its bytes on a
+    /// blocking thread: for the local directory the one that read it, so the read and
+    /// the work cost one hand-off, not two.
+    pub async fn get_with<R, F>(&self, object_id: &str, f: F) -> Result<R, ObjectError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Bytes) -> R + Send + 'static,
+    {
+        let joined = |e: tokio::task::JoinError| ObjectError::Io(std::io::Error::other(e));
+        if let Some(fs) = &self.local {
+            let path = fs.path_to_filesystem(&Self::key(object_id)?)?;
+            let id = object_id.to_owned();
+            return tokio::task::spawn_blocking(move || {
+                let (file, size) = open_local(&path, id)?;
+                Ok(f(read_chunk(&file, 0, size).map_err(ObjectError::Io)?))
+            })
+            .await
+            .map_err(joined)?;
+        }
+        let bytes = self.get_bytes(object_id).await?;
+        tokio::task::spawn_blocking(move || f(bytes))
+            .await
+            .map_err(joined)
+    }
+
     pub async fn get_bytes(&self, object_id: &str) -> Result<Bytes, ObjectError> {
         if let Some(fs) = &self.local {
             // One blocking read into a buffer of the file's size (object_store's reader
