@@ -149,6 +149,7 @@ def run_drey(drey, clip, n, window, warmup, work, toml=""):
 
 
 NGINX_CONF = """
+{user}
 daemon off;
 master_process on;
 worker_processes 1;
@@ -176,7 +177,11 @@ def run_nginx(clip, n, window, warmup, work):
     d = tempfile.mkdtemp(dir=work)
     port = 19352
     with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write(NGINX_CONF.format(d=d, port=port))
+        # As root, nginx's workers run as `nobody`, who cannot write into this 0700
+        # directory: nginx-rtmp then logs "hls: stat() failed ... Permission denied" and
+        # writes no HLS at all (every figure before 2026-12-03 was taken like that).
+        user = "user root;" if os.geteuid() == 0 else ""
+        f.write(NGINX_CONF.format(d=d, port=port, user=user))
     srv = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
@@ -186,14 +191,23 @@ def run_nginx(clip, n, window, warmup, work):
     pids = [srv.pid] + children(srv.pid)
     exact, ticks = measure(pids, window)
     sent, failed = finish(procs, d)
+    # nginx-rtmp must have written what drey writes: fragments of every stream.
+    hls_dir = os.path.join(d, "hls")
+    fragments = [f for f in os.listdir(hls_dir) if f.endswith(".ts")] if os.path.isdir(hls_dir) else []
+    streams = {f.rsplit("-", 1)[0] for f in fragments}
+    with open(os.path.join(d, "error.log")) as f:
+        hls_errors = sum(1 for line in f if "hls:" in line)
     srv.send_signal(signal.SIGQUIT)
     try:
         srv.wait(timeout=20)
     except subprocess.TimeoutExpired:
         srv.kill()
     shutil.rmtree(d, ignore_errors=True)
+    if len(streams) < n or hls_errors:
+        sys.exit(f"nginx-rtmp wrote HLS for {len(streams)} of {n} streams "
+                 f"({hls_errors} hls errors in its log): not a fair baseline")
     return {"cpu_s": exact, "proc_cpu_s": ticks, "wall_s": window, "sent_frames": sent,
-            "failed_publishers": failed}
+            "failed_publishers": failed, "hls_fragments": len(fragments)}
 
 
 def main():
