@@ -111,6 +111,13 @@ def wait_port(port, timeout=20):
     raise SystemExit(f"port {port} never opened")
 
 
+# Work directories, deleted only when every run is done: on an ext4 without a journal (as
+# on these VMs) each file creation scans past inodes deleted in the last minutes
+# (`recently_deleted`), so deleting one server's files just before the other's run would
+# tax whichever runs next.
+LEFT = []
+
+
 def run_drey(drey, clip, n, window, warmup, work, toml=""):
     d = tempfile.mkdtemp(dir=work)
     http, rtmp = 18181, 19351
@@ -136,7 +143,7 @@ def run_drey(drey, clip, n, window, warmup, work, toml=""):
     srv.send_signal(signal.SIGTERM)
     srv.wait(timeout=30)
     lat = lambda q: m.get(f'drey_ingest_segment_latency_seconds{{quantile="{q}"}}', float("nan"))
-    shutil.rmtree(d, ignore_errors=True)
+    LEFT.append(d)
     return {
         "cpu_s": exact, "proc_cpu_s": ticks, "wall_s": window,
         "sent_frames": sent, "failed_publishers": failed,
@@ -202,7 +209,7 @@ def run_nginx(clip, n, window, warmup, work):
         srv.wait(timeout=20)
     except subprocess.TimeoutExpired:
         srv.kill()
-    shutil.rmtree(d, ignore_errors=True)
+    LEFT.append(d)
     if len(streams) < n or hls_errors:
         sys.exit(f"nginx-rtmp wrote HLS for {len(streams)} of {n} streams "
                  f"({hls_errors} hls errors in its log): not a fair baseline")
@@ -224,15 +231,33 @@ def main():
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, clip {os.path.getsize(clip) * 8 / 60 / 1e6:.2f} Mbit/s")
     rows = []
-    for n in [int(x) for x in a.counts.split(",")]:
-        dr = run_drey(a.drey, clip, n, a.window, a.warmup, a.work, a.drey_config)
-        ng = run_nginx(clip, n, a.window, a.warmup, a.work)
-        per = lambda r: r["cpu_s"] / (n * r["wall_s"])
-        row = {"publishers": n, "drey": dr, "nginx": ng,
-               "drey_cpu_per_stream_s": per(dr), "nginx_cpu_per_stream_s": per(ng),
-               "ratio": per(dr) / per(ng) if per(ng) else float("nan")}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    try:
+        for i, n in enumerate(int(x) for x in a.counts.split(",")):
+            # Which server goes first alternates: neither always meets the page cache and
+            # the file system as the other one left them.
+            if i % 2 == 0:
+                dr = run_drey(a.drey, clip, n, a.window, a.warmup, a.work, a.drey_config)
+                ng = run_nginx(clip, n, a.window, a.warmup, a.work)
+            else:
+                ng = run_nginx(clip, n, a.window, a.warmup, a.work)
+                dr = run_drey(a.drey, clip, n, a.window, a.warmup, a.work, a.drey_config)
+            report(rows, n, dr, ng)
+    finally:
+        for d in LEFT:
+            shutil.rmtree(d, ignore_errors=True)
+    table(rows)
+
+
+def report(rows, n, dr, ng):
+    per = lambda r: r["cpu_s"] / (n * r["wall_s"])
+    row = {"publishers": n, "drey": dr, "nginx": ng,
+           "drey_cpu_per_stream_s": per(dr), "nginx_cpu_per_stream_s": per(ng),
+           "ratio": per(dr) / per(ng) if per(ng) else float("nan")}
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
+def table(rows):
     print()
     print("| publishers | drey CPU s / stream-s | nginx-rtmp CPU s / stream-s | drey / nginx | "
           "drey closed→indexed p50 / p99 | video frames sent / segmented / stored (drey) | failed publishers drey / nginx |")
