@@ -34,15 +34,29 @@ const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 /// How often the background checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// A checkpoint runs at least this often even when the WAL's modification time says
+/// nothing was written (a write in the same clock tick as the last look leaves it as it was).
+const CHECKPOINT_ANYWAY: Duration = Duration::from_secs(30);
+
 /// Checkpoints the WAL from a connection of its own, so the checkpoint's fsyncs (tens to
 /// hundreds of milliseconds on a disk busy writing back segments or grains) do not hold
 /// the one writer connection, and every ingest behind it, up. PASSIVE: it copies what no
-/// reader still needs and never blocks the writer or the readers.
-async fn checkpoint_forever(pool: SqlitePool) {
+/// reader still needs and never blocks the writer or the readers. Skipped while the WAL
+/// file (`wal`) is unchanged: an idle server's checkpoints were most of its idle CPU.
+async fn checkpoint_forever(pool: SqlitePool, wal: std::path::PathBuf) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Option<std::time::SystemTime> = None;
+    let mut last = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        // Read before the checkpoint: a write during it makes the next look differ.
+        let modified = std::fs::metadata(&wal).and_then(|m| m.modified()).ok();
+        if modified.is_some() && modified == seen && last.elapsed() < CHECKPOINT_ANYWAY {
+            continue;
+        }
+        seen = modified;
+        last = tokio::time::Instant::now();
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
@@ -81,8 +95,11 @@ impl SqliteIndex {
                     .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1)),
             )
             .await?;
-        let _checkpointer =
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(checkpoint_forever(checkpoint)));
+        let mut wal = opts.get_filename().as_os_str().to_owned();
+        wal.push("-wal");
+        let _checkpointer = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            checkpoint_forever(checkpoint, wal.into()),
+        ));
         let read = SqlitePoolOptions::new()
             // Readers run on sqlx's worker threads; four keeps both cores busy without
             // starving the writer.
