@@ -11,6 +11,12 @@ use super::bmff::{Reader, boxes, child};
 use super::fmp4::{avc1_entry, mp4a_entry};
 use super::ts::{PACKET, TS_WRAP};
 
+/// Version of what the readers here give for a segment. Bump it whenever a change makes
+/// them give different tables for the same bytes (say, another rule for which NAL units a
+/// sample keeps): tables kept in the index by an older drey are then read again, not
+/// trusted (`media::tables`).
+pub const READER_VERSION: u8 = 1;
+
 /// Timescale of MPEG-TS timestamps.
 const TS_CLOCK: u32 = 90_000;
 /// AAC frames carry 1024 samples at the core rate.

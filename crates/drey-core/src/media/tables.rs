@@ -3,16 +3,17 @@
 //! export need not read a segment twice. Sans-IO. Decoding checks every length and count:
 //! a row that does not decode is read from the object again, never trusted.
 //!
-//! Layout, version 1: `[1][tracks: u8]`, then per track `[kind: u8][timescale: u32]
+//! Layout, version 1: `[1][samples::READER_VERSION][tracks: u8]`, then per track `[kind: u8][timescale: u32]
 //! [width: u32][height: u32][entry length: u32][entry][samples: u32]` (integers little
 //! endian), then per sample three LEB128 varints: the decode-time step from the previous
 //! sample (zigzag; the first is the decode time itself), the composition offset (zigzag)
 //! and `size << 1 | sync`. About 7 bytes per video and 5 per audio sample.
 
 use super::MediaError;
-use super::samples::{Kind, Samples, Timed, Track};
+use super::samples::{Kind, READER_VERSION, Samples, Timed, Track};
 
-/// First byte of every encoding; a row of another version is recomputed.
+/// First byte of every encoding; a row of another version is recomputed, as is one whose
+/// second byte is not the current [`READER_VERSION`].
 pub const VERSION: u8 = 1;
 /// Bounds that no real segment comes near, so a corrupt row cannot ask for huge buffers.
 const MAX_ENTRY: usize = 1 << 20;
@@ -45,6 +46,7 @@ pub fn encode(s: &Samples) -> Vec<u8> {
     let n: usize = s.tracks.iter().map(|t| t.samples.len()).sum();
     let mut out = Vec::with_capacity(2 + s.tracks.len() * 64 + n * 7);
     out.push(VERSION);
+    out.push(READER_VERSION);
     // A segment has at most one track of each kind.
     out.push(s.tracks.len().min(255) as u8);
     for t in s.tracks.iter().take(255) {
@@ -116,6 +118,12 @@ pub fn decode(data: &[u8]) -> Result<Samples, MediaError> {
     let v = c.u8()?;
     if v != VERSION {
         return Err(bad(format!("version {v}, expected {VERSION}")));
+    }
+    let r = c.u8()?;
+    if r != READER_VERSION {
+        return Err(bad(format!(
+            "written by segment reader version {r}, this is {READER_VERSION}"
+        )));
     }
     let tracks = c.u8()?;
     let mut s = Samples::default();
@@ -274,8 +282,12 @@ mod tests {
         let mut other = e.clone();
         other[0] = 2;
         assert!(decode(&other).is_err());
+        // Tables of another reader version are not trusted.
+        let mut reader = e.clone();
+        reader[1] = READER_VERSION.wrapping_add(1);
+        assert!(decode(&reader).is_err());
         // A sample count far beyond the bytes asks for no memory.
-        let mut huge = vec![VERSION, 1, 0];
+        let mut huge = vec![VERSION, READER_VERSION, 1, 0];
         huge.extend_from_slice(&[0; 12]);
         huge.extend_from_slice(&0u32.to_le_bytes());
         huge.extend_from_slice(&u32::MAX.to_le_bytes());

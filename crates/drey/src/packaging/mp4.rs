@@ -28,7 +28,8 @@ use crate::storage::buffers;
 use crate::storage::index::{FlowQuery, Index, ObjectState, SampleTables, SegmentRow};
 use crate::storage::objects::{ObjectError, Objects};
 
-/// Version of the byte layout, part of the ETag.
+/// Version of the byte layout, part of the ETag (with `samples::READER_VERSION`: what the
+/// segments give).
 const LAYOUT: &str = "mp4-1";
 /// Samples kept in the table cache (about 24 bytes each): some 5 hours of 30 fps video
 /// with AAC audio.
@@ -454,7 +455,7 @@ pub async fn plan(
             },
         })?;
     let mut h = DefaultHasher::new();
-    LAYOUT.hash(&mut h);
+    (LAYOUT, samples::READER_VERSION).hash(&mut h);
     (movie.start_ns, movie.end_ns, movie.len).hash(&mut h);
     for (flow, r, _) in &rows {
         (
