@@ -277,9 +277,14 @@ def main():
             p.wait(timeout=20)
         print(json.dumps(results, indent=2))
     finally:
+        # SIGTERM first: a SIGKILLed nginx master leaves its workers running.
         for p in procs:
             if p.poll() is None:
-                p.kill()
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         shutil.rmtree(work, ignore_errors=True)
 
 
