@@ -72,8 +72,7 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 }
 
 /// Where the bytes go (a file, written as FILE.part and renamed when whole; stdout, a
-/// device or a pipe, written in place):
-/// written with std's `File`, chunk by chunk as they arrive, on the thread that drives the
+/// device or a pipe, written in place): written with std's `File`, chunk by chunk as they arrive, on the thread that drives the
 /// export (`block_in_place`: the reads run on the runtime's workers meanwhile). tokio's
 /// file and stdout copy every chunk once more into a buffer of their own first; a writer
 /// thread fed through a channel cost a wake-up per segment: 40 of the 130 ms of a
@@ -121,19 +120,18 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     // A device or a pipe (`-o /dev/null`, a FIFO) is written in place: a FILE.part
     // renamed over it would replace the device with a regular file.
-    let special = std::fs::metadata(&args.output)
-        .map(|m| !m.is_file() && !m.is_dir())
-        .unwrap_or(false);
-    if args.output.as_os_str() == "-" || special {
-        let mut out = if special {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&args.output)
-                .with_context(|| format!("opening {}", args.output.display()))?;
-            Sink::new(f)
-        } else {
-            Sink::stdout().context("opening standard output")?
-        };
+    let in_place = if args.output.as_os_str() == "-" {
+        Some(Sink::stdout().context("opening standard output")?)
+    } else if std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&args.output)
+            .with_context(|| format!("opening {}", args.output.display()))?;
+        Some(Sink::new(f))
+    } else {
+        None
+    };
+    if let Some(mut out) = in_place {
         let written = match &args.url {
             Some(url) => over_http(&args, url, &mut out).await?,
             None => direct(&args, &mut out).await?,

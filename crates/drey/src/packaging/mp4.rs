@@ -225,6 +225,22 @@ async fn read_segment(
         .await?
 }
 
+/// A segment's tables from memory, else read from the segment (and then cached): with
+/// whether they were read.
+async fn tables_of(
+    tables: Arc<Tables>,
+    objects: Arc<Objects>,
+    seg: Seg,
+) -> Result<(Arc<Samples>, bool), PackagingError> {
+    let key = seg.key();
+    if let Some(t) = tables.get(&key) {
+        return Ok((t, false));
+    }
+    let t = Arc::new(read_segment(&tables, &objects, &seg, false).await?);
+    tables.put(key, t.clone());
+    Ok((t, true))
+}
+
 /// Rows of the index's sample tables per statement.
 const TABLES_BATCH: usize = 500;
 
@@ -402,23 +418,12 @@ pub async fn plan(
     // The tables: from memory, else from the index, else read (in parallel) and kept in
     // the index for the next export, here or on another instance.
     let from_index = kept_tables(tables, index, &segs).await;
-    let (t, o) = (tables.clone(), objects.clone());
+    let (cache, store) = (tables.clone(), objects.clone());
     let read: Vec<(Arc<Samples>, bool)> = objects
         .fetch_in_order(
             stream::iter(segs.clone()),
             read_ahead,
-            move |s| {
-                let (tables, objects) = (t.clone(), o.clone());
-                async move {
-                    let key = s.key();
-                    if let Some(t) = tables.get(&key) {
-                        return Ok::<_, PackagingError>((t, false));
-                    }
-                    let t = Arc::new(read_segment(&tables, &objects, &s, false).await?);
-                    tables.put(key, t.clone());
-                    Ok((t, true))
-                }
-            },
+            move |s| tables_of(cache.clone(), store.clone(), s),
             |m| PackagingError::Objects(ObjectError::Body(m)),
         )
         .try_collect()
@@ -533,43 +538,48 @@ pub fn stream(
             _ => groups.push((plan.segs[c.segment].clone(), vec![want])),
         }
     }
-    let o = objects.clone();
-    let body = o
+    let body = objects
+        .clone()
         .fetch_in_order(
             stream::iter(groups),
             read_ahead,
-            move |(seg, want): (Seg, Wanted)| {
-            let (tables, objects) = (tables.clone(), objects.clone());
-            async move {
-                let s = read_segment(&tables, &objects, &seg, true)
-                    .await
-                    .map_err(|e| ObjectError::Body(e.to_string()))?;
-                let data: Vec<(Kind, Bytes)> = s
-                    .tracks
-                    .into_iter()
-                    .map(|t| (t.kind, buffers::freeze(t.data)))
-                    .collect();
-                let mut out = Vec::with_capacity(want.len());
-                for (kind, planned, r) in want {
-                    let bytes = data
-                        .iter()
-                        .find(|d| d.0 == kind)
-                        .map(|d| d.1.clone())
-                        .unwrap_or_default();
-                    if planned != bytes.len() as u64 {
-                        return Err(ObjectError::Body(format!(
-                            "segment object {:?} gave {} bytes of {kind:?} samples where {planned} were planned",
-                            seg.object_id,
-                            bytes.len()
-                        )));
-                    }
-                    out.push(Ok(bytes.slice(r.start as usize..r.end as usize)));
-                }
-                Ok(stream::iter(out))
-            }
-        },
+            move |(seg, want): (Seg, Wanted)| chunks_of(tables.clone(), objects.clone(), seg, want),
             ObjectError::Body,
         )
         .try_flatten();
     stream::iter(head.map(Ok)).chain(body).boxed()
+}
+
+/// One segment's planned chunks: the segment read and demuxed, its samples cut to `want`.
+async fn chunks_of(
+    tables: Arc<Tables>,
+    objects: Arc<Objects>,
+    seg: Seg,
+    want: Wanted,
+) -> Result<stream::Iter<std::vec::IntoIter<Result<Bytes, ObjectError>>>, ObjectError> {
+    let s = read_segment(&tables, &objects, &seg, true)
+        .await
+        .map_err(|e| ObjectError::Body(e.to_string()))?;
+    let data: Vec<(Kind, Bytes)> = s
+        .tracks
+        .into_iter()
+        .map(|t| (t.kind, buffers::freeze(t.data)))
+        .collect();
+    let mut out = Vec::with_capacity(want.len());
+    for (kind, planned, r) in want {
+        let bytes = data
+            .iter()
+            .find(|d| d.0 == kind)
+            .map(|d| d.1.clone())
+            .unwrap_or_default();
+        if planned != bytes.len() as u64 {
+            return Err(ObjectError::Body(format!(
+                "segment object {:?} gave {} bytes of {kind:?} samples where {planned} were planned",
+                seg.object_id,
+                bytes.len()
+            )));
+        }
+        out.push(Ok(bytes.slice(r.start as usize..r.end as usize)));
+    }
+    Ok(stream::iter(out))
 }

@@ -440,25 +440,23 @@ impl Objects {
             .await
             .map_err(joined)?;
         }
-        let bytes = self.get_bytes(object_id).await?;
+        let bytes = self.get_remote_bytes(object_id).await?;
         tokio::task::spawn_blocking(move || f(bytes))
             .await
             .map_err(joined)
     }
 
     pub async fn get_bytes(&self, object_id: &str) -> Result<Bytes, ObjectError> {
-        if let Some(fs) = &self.local {
+        if self.local.is_some() {
             // One blocking read into a buffer of the file's size (object_store's reader
             // zero-fills its buffer first: 8% of a grain read's CPU).
-            let path = fs.path_to_filesystem(&Self::key(object_id)?)?;
-            let id = object_id.to_owned();
-            return tokio::task::spawn_blocking(move || {
-                let (file, size) = open_local(&path, id)?;
-                read_chunk(&file, 0, size).map_err(ObjectError::Io)
-            })
-            .await
-            .map_err(|e| ObjectError::Io(std::io::Error::other(e)))?;
+            return self.get_with(object_id, |b| b).await;
         }
+        self.get_remote_bytes(object_id).await
+    }
+
+    /// [`Objects::get_bytes`] from an object store other than the local directory.
+    async fn get_remote_bytes(&self, object_id: &str) -> Result<Bytes, ObjectError> {
         // Collected into a recycled buffer of the object's size, as local reads are.
         let mut read = self.get(object_id, None).await?;
         let mut buf = buffers::take(usize::try_from(read.size).unwrap_or(0));
