@@ -103,6 +103,10 @@ pub struct FileConfig {
     /// Seconds without a new segment after which an `ingesting` RTMP flow whose publish is
     /// not live here is set to `awaiting_content` (a publisher lost with a crashed drey).
     pub rtmp_stale_secs: Option<u64>,
+    /// Keep each ingested segment's MP4 sample tables in the index (default false): the
+    /// first MP4 export of a live recording then reads each segment once, not twice, for
+    /// ~10% more ingest CPU.
+    pub rtmp_sample_tables: Option<bool>,
     /// Segment formats of live ingest, each a flow: `["ts"]` (default), `["fmp4"]` or both.
     pub rtmp_outputs: Option<Vec<String>>,
     /// Segments in a live HLS playlist (sliding window).
@@ -377,6 +381,9 @@ impl ServeConfig {
         }
         if let Some(s) = file.upload_allocation_timeout_secs {
             ingest.allocation_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(b) = file.rtmp_sample_tables {
+            ingest.keep_sample_tables = b;
         }
         if let Some(s) = file.rtmp_stale_secs {
             ingest.stale_after = Duration::from_secs(s.max(2));

@@ -13,7 +13,7 @@ use common::{Backend, Drey, Gateway};
 use serde_json::Value;
 
 async fn publish_20s_decodes(backend: Backend) {
-    let Some(d) = Drey::start(backend, "").await else {
+    let Some(d) = Drey::start(backend, "rtmp_sample_tables = true").await else {
         return;
     };
     wait_ok(publish(&d.rtmp_url("cam20"), 20, false));
@@ -77,6 +77,37 @@ async fn publish_20s_decodes(backend: Backend) {
         "first segment's media time {media_start} ns"
     );
     assert!(metric(&d, "drey_ingest_segments_stored_total").await >= 10.0);
+    assert_tables_kept(&d, id, 10).await;
+}
+
+/// Ingest kept every segment's MP4 sample tables: the first MP4 export of the whole flow
+/// plans from the index and reads none of its `n` segments for them.
+async fn assert_tables_kept(d: &Drey, flow: &str, n: u64) {
+    let kept = r#"drey_ingest_sample_tables_total{result="kept"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(d, kept).await < n as f64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metric(d, kept).await >= n as f64,
+        "tables kept for {n} segments"
+    );
+    let from = |f: &str| format!("drey_export_sample_tables_total{{from=\"{f}\"}}");
+    let (index0, segment0) = (
+        metric(d, &from("index")).await,
+        metric(d, &from("segment")).await,
+    );
+    let url = d.url(&format!("/flows/{flow}/download?format=mp4"));
+    let h = reqwest::Client::new().head(&url).send().await.unwrap();
+    assert_eq!(h.status(), 200, "HEAD {url}");
+    assert_eq!(
+        (
+            metric(d, &from("index")).await - index0,
+            metric(d, &from("segment")).await - segment0
+        ),
+        (n as f64, 0.0),
+        "an MP4 export's tables, from the index and from segments"
+    );
 }
 
 async fn republish_continues_after_a_gap(backend: Backend) {
@@ -282,7 +313,8 @@ async fn kill_9_during_outage_then_drain(backend: Backend) {
 /// instants. The MP4 segments reference one init object; init + segments decode to the
 /// same 500 frames, and the MP4 flow plays as HLS with EXT-X-MAP.
 async fn fmp4_output_beside_ts(backend: Backend) {
-    let Some(d) = Drey::start(backend, "rtmp_outputs = [\"ts\", \"fmp4\"]").await else {
+    let config = "rtmp_outputs = [\"ts\", \"fmp4\"]\nrtmp_sample_tables = true";
+    let Some(d) = Drey::start(backend, config).await else {
         return;
     };
     wait_ok(publish(&d.rtmp_url("cmaf"), 20, false));
@@ -355,6 +387,7 @@ async fn fmp4_output_beside_ts(backend: Backend) {
     let p = probe(std::path::Path::new(&url));
     assert_eq!(p.video_frames, 500);
     assert_eq!(decode_errors(std::path::Path::new(&url)), "");
+    assert_tables_kept(&d, mp4_id, 10).await;
 }
 
 both_backends! {

@@ -12,6 +12,7 @@ pub mod publish;
 pub mod rtmp;
 pub mod spool;
 pub mod sweep;
+pub mod tables;
 pub mod uploader;
 
 use std::collections::{HashMap, HashSet};
@@ -64,6 +65,10 @@ pub struct IngestConfig {
     /// An `ingesting` flow with no new segment for this long, whose publish is not live on
     /// this instance, is taken to have lost its publisher (see `sweep`).
     pub stale_after: Duration,
+    /// Keep each stored segment's MP4 sample tables in the index, so that the first MP4
+    /// export of a span needs no extra read of its segments. Off by default: the demux per
+    /// segment costs ~10% more ingest CPU (docs/benchmarks.md).
+    pub keep_sample_tables: bool,
 }
 
 /// The container of an ingest flow's segments.
@@ -128,6 +133,7 @@ impl Default for IngestConfig {
             rtmp_poll: Duration::from_millis(100),
             outputs: vec![SegmentFormat::Ts],
             stale_after: Duration::from_secs(60),
+            keep_sample_tables: false,
         }
     }
 }
@@ -190,6 +196,8 @@ pub struct Ingest {
     /// The main runtime: uploads and index work run there, RTMP connections on their own
     /// single-threaded runtimes (see `rtmp::start`).
     pub main: tokio::runtime::Handle,
+    /// Writes kept sample tables in batches (`keep_sample_tables`).
+    pub tables: tables::TableKeeper,
 }
 
 impl Ingest {
@@ -202,6 +210,7 @@ impl Ingest {
         stop: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes)?;
+        let tables = tables::TableKeeper::spawn(index.clone(), cfg.op_timeout, stop.clone());
         Ok(Arc::new(Ingest {
             index,
             objects,
@@ -213,6 +222,7 @@ impl Ingest {
             live: Mutex::new(HashSet::new()),
             last_end: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            tables,
             stop,
             main: tokio::runtime::Handle::current(),
         }))
