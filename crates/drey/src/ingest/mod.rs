@@ -66,8 +66,8 @@ pub struct IngestConfig {
     /// this instance, is taken to have lost its publisher (see `sweep`).
     pub stale_after: Duration,
     /// Keep each stored segment's MP4 sample tables in the index, so that the first MP4
-    /// export of a span needs no extra read of its segments. Off by default: the demux per
-    /// segment costs ~10% more ingest CPU (docs/benchmarks.md).
+    /// export of a span needs no extra read of its segments. Off by default: it costs ~10%
+    /// more ingest CPU (a demux per segment; docs/benchmarks.md).
     pub keep_sample_tables: bool,
 }
 

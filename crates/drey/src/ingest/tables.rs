@@ -1,5 +1,5 @@
 //! Keeping ingested segments' MP4 sample tables in the index (`rtmp_sample_tables`, off
-//! by default: the demux per segment costs ~10% more ingest CPU at 10 publishers), so
+//! by default: it costs ~10% more ingest CPU at 10 publishers), so
 //! that even the first MP4 export of a live recording plans its file without reading the
 //! segments. Rows are written in batches, a few seconds or a few hundred rows at a time:
 //! one statement (and one SQLite commit) per segment cost ~14% more ingest CPU at 10
