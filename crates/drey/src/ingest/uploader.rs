@@ -275,10 +275,11 @@ pub async fn store_segment(
 }
 
 /// Keeps a stored segment's MP4 sample tables in the index (`keep_sample_tables`), so
-/// that the first MP4 export of its span plans without reading it. Best effort and off
-/// the upload's path: the tables are computed on a blocking thread (one demux, no sample
-/// bytes copied) and written in batches (`super::tables`); a segment whose tables are not
-/// kept is read by the export instead.
+/// that the first MP4 export of its span plans without reading it. Best effort, once the
+/// segment is indexed (its closed-to-indexed latency does not include this): the tables
+/// are computed on a blocking thread (one demux, no sample bytes copied) and written in
+/// batches (`super::tables`); a segment whose tables are not kept is read by the export
+/// instead.
 async fn keep_tables(ing: &Ingest, job: &SegmentJob, data: Bytes) {
     let init = match &job.init {
         Some(i) => match base64::engine::general_purpose::STANDARD.decode(&i.data) {
