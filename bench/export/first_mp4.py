@@ -9,12 +9,12 @@ planning read the segments.
 
 Usage: bench/export/first_mp4.py DREY_BINARY ROUNDS
 """
-import os, sys, subprocess, time, tempfile, signal, json, urllib.request
-sys.path.insert(0, "/work/main/bench/rtmp")
+import json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rtmp"))
 import run as R
 drey = sys.argv[1]; rounds = int(sys.argv[2])
-clip = "/var/tmp/bench-clip.flv"; R.make_clip(clip)
-work = tempfile.mkdtemp(prefix="fm", dir="/var/tmp")
+work = tempfile.mkdtemp(prefix="drey-first-mp4-")
+clip = os.path.join(work, "clip.flv"); R.make_clip(clip)
 def get(u): return json.load(urllib.request.urlopen(u))
 for r in range(rounds):
     for on in ([False, True] if r % 2 == 0 else [True, False]):
@@ -36,3 +36,4 @@ for r in range(rounds):
         print(f"tables {'on ' if on else 'off'}  kept {kept:.0f}  "
               f"first {first:.3f} s ({int(out.stdout)/first/1e6:.0f} MB/s, from index {k(m1,'index')-k(m0,'index'):.0f} segment {k(m1,'segment')-k(m0,'segment'):.0f})  second {second:.3f} s", flush=True)
         srv.send_signal(signal.SIGTERM); srv.wait(timeout=30)
+shutil.rmtree(work, ignore_errors=True)
