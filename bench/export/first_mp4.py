@@ -7,12 +7,15 @@ For each variant: a fresh drey; ffmpeg pushes bench/rtmp's 2 Mbit/s clip 10 time
 and second export) and the export's `drey_export_sample_tables_total{from}` says whether
 planning read the segments.
 
-Usage: bench/export/first_mp4.py DREY_BINARY ROUNDS
+Usage: bench/export/first_mp4.py DREY_BINARY ROUNDS [OBJECTS]
+(OBJECTS: drey's --objects, say s3://BUCKET with AWS_ENDPOINT_URL and keys in the
+environment; default the local directory)
 """
 import json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rtmp"))
 import run as R
 drey = sys.argv[1]; rounds = int(sys.argv[2])
+objects = sys.argv[3:4]
 work = tempfile.mkdtemp(prefix="drey-first-mp4-")
 clip = os.path.join(work, "clip.flv"); R.make_clip(clip)
 def get(u): return json.load(urllib.request.urlopen(u))
@@ -20,7 +23,8 @@ for r in range(rounds):
     for on in ([False, True] if r % 2 == 0 else [True, False]):
         d = tempfile.mkdtemp(dir=work)
         open(d + "/drey.toml", "w").write(f"rtmp_sample_tables = {'true' if on else 'false'}\n")
-        srv = subprocess.Popen([drey, "serve", "--config", d + "/drey.toml", "--data-dir", d, "--http", "127.0.0.1:18181", "--rtmp", "127.0.0.1:19351"],
+        srv = subprocess.Popen([drey, "serve", "--config", d + "/drey.toml", "--data-dir", d, "--http", "127.0.0.1:18181", "--rtmp", "127.0.0.1:19351"]
+            + (["--objects", objects[0]] if objects else []),
             env=dict(os.environ, DREY_LOG="warn"), stdout=subprocess.DEVNULL, stderr=open(d + "/drey.log", "w"))
         R.wait_port(18181); base = "http://127.0.0.1:18181"
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-stream_loop", "9", "-i", clip, "-c", "copy", "-f", "flv", "rtmp://127.0.0.1:19351/live/rec"], check=True)
