@@ -140,6 +140,8 @@ async fn republish_continues_after_a_gap(backend: Backend) {
     );
     let flows = get_json(&d.url("/flows?label=again&format=urn:x-nmos:format:multi")).await;
     assert_eq!(flows.as_array().unwrap().len(), 1, "one flow for one key");
+    // By default ingest keeps no sample tables (`rtmp_sample_tables` is off).
+    assert_eq!(metric(&d, "drey_ingest_sample_tables_total").await, 0.0);
 }
 
 /// Makes the object store fail and recover: a private gateway for S3, the objects
