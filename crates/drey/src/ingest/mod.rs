@@ -196,8 +196,8 @@ pub struct Ingest {
     /// The main runtime: uploads and index work run there, RTMP connections on their own
     /// single-threaded runtimes (see `rtmp::start`).
     pub main: tokio::runtime::Handle,
-    /// Writes kept sample tables in batches (`keep_sample_tables`).
-    pub tables: tables::TableKeeper,
+    /// Keeps segments' sample tables in the index, when `keep_sample_tables` is on.
+    pub tables: Option<tables::TableKeeper>,
 }
 
 impl Ingest {
@@ -210,7 +210,9 @@ impl Ingest {
         stop: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes)?;
-        let tables = tables::TableKeeper::spawn(index.clone(), cfg.op_timeout, stop.clone());
+        let tables = cfg
+            .keep_sample_tables
+            .then(|| tables::TableKeeper::spawn(index.clone(), cfg.op_timeout, stop.clone()));
         Ok(Arc::new(Ingest {
             index,
             objects,

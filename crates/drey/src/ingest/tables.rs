@@ -9,9 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::SegmentJob;
 use crate::storage::index::{Index, SampleTables};
 
 /// Rows waiting to be written at most; more are dropped (and counted).
@@ -38,8 +41,39 @@ impl TableKeeper {
         TableKeeper { tx }
     }
 
-    /// Queues a segment's tables for the next batch.
-    pub fn keep(&self, row: SampleTables) {
+    /// Keeps the tables of a segment just indexed: computed on a blocking thread (one
+    /// demux, no sample bytes copied), then queued for the next batch. Called once the
+    /// segment is indexed, so its closed-to-indexed latency does not include this.
+    pub async fn keep_segment(&self, job: &SegmentJob, data: Bytes) {
+        let init = match &job.init {
+            Some(i) => match base64::engine::general_purpose::STANDARD.decode(&i.data) {
+                Ok(b) => Some(b),
+                Err(_) => return,
+            },
+            None => None,
+        };
+        let tables = tokio::task::spawn_blocking(move || {
+            crate::packaging::mp4::segment_tables(&data, init.as_deref())
+        })
+        .await;
+        let tables = match tables {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                count("unreadable", 1);
+                tracing::debug!(object = %job.object_id, error = %e, "segment's sample tables not kept");
+                return;
+            }
+            Err(_) => return,
+        };
+        let row = SampleTables {
+            object_id: job.object_id.clone(),
+            init_object_id: job
+                .init
+                .as_ref()
+                .map(|i| i.object_id.clone())
+                .unwrap_or_default(),
+            tables,
+        };
         if self.tx.try_send(row).is_err() {
             count("dropped", 1);
         }

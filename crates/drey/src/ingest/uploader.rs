@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::spool::{SpoolError, Spooled};
 use super::{Ingest, InitObject, SegmentFormat, SegmentJob};
 use crate::storage::index::{
-    IndexError, ObjectState, PutFlow, SampleTables, SegmentQuery, SegmentRejection, SegmentRow,
+    IndexError, ObjectState, PutFlow, SegmentQuery, SegmentRejection, SegmentRow,
 };
 use crate::storage::objects::ObjectError;
 use crate::util::unix_now_ns;
@@ -198,7 +198,7 @@ pub async fn store_segment(
     if let Some(init) = &job.init {
         stored.extend(store_init(ing, job.flow_id, init).await?);
     }
-    let kept = ing.cfg.keep_sample_tables.then(|| data.clone());
+    let keep = ing.tables.as_ref().map(|k| (k, data.clone()));
     let size = step(ing, "object PUT", ing.objects.put(&job.object_id, data)).await?;
     stored.push((
         job.object_id.clone(),
@@ -231,8 +231,8 @@ pub async fn store_segment(
     .next();
     if matches!(verdict, Some(Ok(()))) {
         ing.events.changed(job.flow_id);
-        if let Some(data) = kept {
-            keep_tables(ing, job, data).await;
+        if let Some((keeper, data)) = keep {
+            keeper.keep_segment(job, data).await;
         }
     }
     match verdict {
@@ -272,46 +272,6 @@ pub async fn store_segment(
         Some(Err(r)) => Ok(StoreOutcome::Refused(r.to_string())),
         None => Err(StoreError::Retry("index returned no verdict".to_owned())),
     }
-}
-
-/// Keeps a stored segment's MP4 sample tables in the index (`keep_sample_tables`), so
-/// that the first MP4 export of its span plans without reading it. Best effort, once the
-/// segment is indexed (its closed-to-indexed latency does not include this): the tables
-/// are computed on a blocking thread (one demux, no sample bytes copied) and written in
-/// batches (`super::tables`); a segment whose tables are not kept is read by the export
-/// instead.
-async fn keep_tables(ing: &Ingest, job: &SegmentJob, data: Bytes) {
-    let init = match &job.init {
-        Some(i) => match base64::engine::general_purpose::STANDARD.decode(&i.data) {
-            Ok(b) => Some(b),
-            Err(_) => return,
-        },
-        None => None,
-    };
-    let tables = tokio::task::spawn_blocking(move || {
-        crate::packaging::mp4::segment_tables(&data, init.as_deref())
-    })
-    .await;
-    let tables = match tables {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            metrics::counter!("drey_ingest_sample_tables_total", "result" => "unreadable")
-                .increment(1);
-            tracing::debug!(object = %job.object_id, error = %e, "segment's sample tables not kept");
-            return;
-        }
-        Err(_) => return,
-    };
-    let row = SampleTables {
-        object_id: job.object_id.clone(),
-        init_object_id: job
-            .init
-            .as_ref()
-            .map(|i| i.object_id.clone())
-            .unwrap_or_default(),
-        tables,
-    };
-    ing.tables.keep(row);
 }
 
 /// Makes sure a fragmented MP4 segment's init object has its bytes: allocated and written
