@@ -11,6 +11,7 @@ use super::aac::AacConfig;
 use super::avc::{self, AvcConfig};
 use super::flv::{self, AudioPacket, VideoPacket};
 use super::fmp4::{self, AudioTrack, Sample, TrackRun, VideoTrack};
+use super::samples::{self, Init, Samples, TsTables};
 use super::ts::{self, Pes, Program, TsWriter};
 
 /// Track ids of the fragmented MP4 output.
@@ -44,6 +45,9 @@ pub struct SegmenterConfig {
     pub ts: bool,
     /// Write fragmented MP4 segments (and initialisation segments).
     pub fmp4: bool,
+    /// Give each segment's sample tables (what an MP4 export plans from) along with it,
+    /// built while it is written.
+    pub tables: bool,
 }
 
 impl Default for SegmenterConfig {
@@ -56,6 +60,7 @@ impl Default for SegmenterConfig {
             max_segment_bytes: 256 << 20,
             ts: true,
             fmp4: false,
+            tables: false,
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct StreamInfo {
 pub struct Segment {
     /// The MPEG-TS segment (empty when TS output is off).
     pub ts: Vec<u8>,
+    /// Its sample tables, exactly as `samples::from_ts` reads them from `ts`, when
+    /// [`SegmenterConfig::tables`] is on and TS output is (or why they could not be read).
+    pub ts_tables: Option<Result<Samples, MediaError>>,
     /// The fragmented MP4 segment, when that output is on.
     pub mp4: Option<Mp4Segment>,
     /// Sequence number within the publish, from 0.
@@ -109,6 +117,9 @@ pub struct Mp4Segment {
     pub init: Arc<Vec<u8>>,
     /// Changes (from 0) whenever the codec configuration, hence the init segment, changes.
     pub init_version: u32,
+    /// Its sample tables as `samples::from_fmp4` reads them, when
+    /// [`SegmenterConfig::tables`] is on.
+    pub tables: Option<Result<Samples, MediaError>>,
 }
 
 /// Samples of the open segment for the fragmented MP4 output.
@@ -125,6 +136,7 @@ struct Mp4Open {
 
 struct Open {
     data: Vec<u8>,
+    tables: Option<TsTables>,
     mp4: Option<Mp4Open>,
     start_ms: i64,
     key_frame_count: u32,
@@ -179,6 +191,8 @@ pub struct LiveSegmenter {
     aac_asc: Vec<u8>,
     /// The current MP4 initialisation segment and its version.
     init: Option<Arc<Vec<u8>>>,
+    /// The init segment read back, when tables are given (for the fragments' tables).
+    init_read: Option<Result<Init, MediaError>>,
     init_version: u32,
     /// The codec configuration changed: the next segment needs a new init segment.
     init_stale: bool,
@@ -213,6 +227,7 @@ impl LiveSegmenter {
             avc_record: Vec::new(),
             aac_asc: Vec::new(),
             init: None,
+            init_read: None,
             init_version: 0,
             init_stale: false,
             audio_next: None,
@@ -290,7 +305,11 @@ impl LiveSegmenter {
                 if self.init.is_some() {
                     self.init_version += 1;
                 }
-                self.init = Some(Arc::new(self.init_segment(program)));
+                let init = self.init_segment(program);
+                if self.cfg.tables {
+                    self.init_read = Some(Init::parse(&init));
+                }
+                self.init = Some(Arc::new(init));
                 self.init_stale = false;
             }
             Some(Mp4Open::default())
@@ -299,6 +318,7 @@ impl LiveSegmenter {
         };
         self.open = Some(Open {
             data,
+            tables: (self.cfg.tables && self.cfg.ts).then(TsTables::default),
             mp4,
             start_ms,
             key_frame_count: 0,
@@ -374,10 +394,17 @@ impl LiveSegmenter {
                 data: &m.audio_data,
             });
         }
+        let data = fmp4::media_segment(u32::try_from(index + 1).unwrap_or(u32::MAX), &runs);
+        let tables = match &self.init_read {
+            Some(Ok(init)) => Some(samples::from_fmp4(init, &data, false)),
+            Some(Err(e)) => Some(Err(e.clone())),
+            None => None,
+        };
         Mp4Segment {
-            data: fmp4::media_segment(u32::try_from(index + 1).unwrap_or(u32::MAX), &runs),
+            data,
             init: self.init.clone().unwrap_or_default(),
             init_version: self.init_version,
+            tables,
         }
     }
 
@@ -392,6 +419,7 @@ impl LiveSegmenter {
             .map(|m| self.mp4_segment(index, m, next_dts_ms.map(Self::ts90)));
         Some(Segment {
             ts: open.data,
+            ts_tables: open.tables.map(TsTables::finish),
             mp4,
             index,
             start_ms: open.start_ms,
@@ -507,19 +535,23 @@ impl LiveSegmenter {
                 parts.push(nal);
             }
             let dts = Self::ts90(dts_ms);
+            let pts = Self::ts90(pts_ms);
             let open = self.open.as_mut().expect("opened above");
             self.writer.write_pes(
                 &mut open.data,
                 &Pes {
                     pid: ts::PID_VIDEO,
                     stream_id: ts::STREAM_ID_VIDEO,
-                    pts: Self::ts90(pts_ms),
+                    pts,
                     dts: Some(dts),
                     pcr: Some(dts.saturating_sub(PCR_DELAY)),
                     random_access: is_key,
                     payload: &parts,
                 },
             );
+            if let Some(t) = open.tables.as_mut() {
+                t.video(pts, Some(dts), &parts);
+            }
         }
         let open = self.open.as_mut().expect("opened above");
         open.video_frames += 1;
@@ -623,6 +655,9 @@ impl LiveSegmenter {
                     payload: &[&adts, raw],
                 },
             );
+            if let Some(t) = open.tables.as_mut() {
+                t.audio(pts, &[&adts, raw]);
+            }
         }
         let open = self.open.as_mut().expect("opened above");
         open.audio_frames += 1;
@@ -898,6 +933,175 @@ pub(crate) mod tests {
             seg.push_audio(0, &[0xaf, 1, 1, 2]).unwrap_err(),
             MediaError::MissingConfig("audio")
         );
+    }
+
+    /// Feeds `tags` (type, timestamp, body) to a segmenter giving tables; tags it refuses
+    /// are skipped. The segments it cut.
+    fn run_tags(cfg: SegmenterConfig, tags: &[(u8, u32, Vec<u8>)]) -> Vec<Segment> {
+        let mut seg = LiveSegmenter::new(cfg);
+        let mut out = Vec::new();
+        for (kind, ts, body) in tags {
+            let r = match kind {
+                9 => seg.push_video(*ts, body),
+                _ => seg.push_audio(*ts, body),
+            };
+            if let Ok(Some(s)) = r {
+                out.push(s);
+            }
+        }
+        out.extend(seg.finish());
+        out
+    }
+
+    fn with_tables() -> SegmenterConfig {
+        SegmenterConfig {
+            ts: true,
+            fmp4: true,
+            tables: true,
+            ..SegmenterConfig::default()
+        }
+    }
+
+    /// The tables given with each segment are those the demuxers read from its bytes.
+    /// The number of samples the tables hold, over all segments.
+    fn check_tables(segments: &[Segment]) -> usize {
+        let mut samples = 0;
+        for s in segments {
+            let read = samples::from_ts(&s.ts, false);
+            let given = s.ts_tables.clone().expect("TS tables given");
+            assert_eq!(given, read, "TS segment {}", s.index);
+            if let Ok(t) = &given {
+                samples += t.tracks.iter().map(|t| t.samples.len()).sum::<usize>();
+            }
+            let m = s.mp4.as_ref().expect("fMP4 output on");
+            let read = Init::parse(&m.init).and_then(|i| samples::from_fmp4(&i, &m.data, false));
+            assert_eq!(m.tables.clone().expect("fMP4 tables given"), read);
+        }
+        samples
+    }
+
+    fn tags_of(file: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
+        file_tags(file)
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.tag_type == 8 || t.tag_type == 9)
+            .map(|t| (t.tag_type, t.timestamp_ms, t.body.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn tables_given_while_writing_are_the_demuxers() {
+        for file in [
+            SMALL_FLV,
+            &include_bytes!("../../testdata/fmp4-reconfig-cut.flv")[..],
+        ] {
+            let segments = run_tags(with_tables(), &tags_of(file));
+            assert!(!segments.is_empty());
+            let n = check_tables(&segments);
+            assert!(n > 50, "{n} samples");
+            assert!(
+                segments
+                    .iter()
+                    .all(|s| s.ts_tables.as_ref().unwrap().is_ok())
+            );
+        }
+        // Off unless asked for.
+        let (segments, _) = run(
+            SegmenterConfig {
+                fmp4: true,
+                ..SegmenterConfig::default()
+            },
+            SMALL_FLV,
+        );
+        assert!(segments.iter().all(|s| s.ts_tables.is_none()));
+        assert!(
+            segments
+                .iter()
+                .all(|s| s.mp4.as_ref().unwrap().tables.is_none())
+        );
+    }
+
+    #[test]
+    fn tables_across_the_33_bit_wrap_are_the_demuxers() {
+        // 2^33 / 90 ms after the stream's zero (26.5 hours), less the 10 s offset, less 2 s:
+        // the TS timestamps wrap inside the second segment.
+        let wrap_ms = ((1u64 << 33) / 90) as u32 - 10_000 - 2_000;
+        let mut tags = tags_of(SMALL_FLV);
+        // The stream's zero is its first keyframe; all after it moves to just before the
+        // wrap (the first segment spans the jump).
+        let first_key = tags
+            .iter()
+            .position(|(kind, _, body)| *kind == 9 && body.get(1) == Some(&1))
+            .unwrap();
+        for (_, ts, _) in &mut tags[first_key + 1..] {
+            *ts += wrap_ms;
+        }
+        let cfg = SegmenterConfig {
+            max_forward_jump_ms: i64::MAX,
+            ..with_tables()
+        };
+        let segments = run_tags(cfg, &tags);
+        assert!(segments.len() >= 3);
+        assert!(check_tables(&segments) > 100);
+        // Segments that start past the wrap carry small timestamps.
+        let last = segments.last().unwrap().ts_tables.clone().unwrap().unwrap();
+        assert!(last.tracks[0].samples[0].dts < 1 << 32);
+    }
+
+    /// Rewrites a video tag's NAL units (4-byte lengths): `edit` gets each unit's bytes.
+    fn edit_nals(body: &[u8], mut edit: impl FnMut(usize, &mut Vec<u8>)) -> Vec<u8> {
+        let mut out = body[..5].to_vec();
+        let Ok(nals) = avc::nal_units(&body[5..], 4) else {
+            return body.to_vec();
+        };
+        for (i, nal) in nals.iter().enumerate() {
+            let mut n = nal.to_vec();
+            edit(i, &mut n);
+            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            out.extend_from_slice(&n);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Odd bytes inside NAL units (start codes, trailing zeros, all-zero units, stray
+        /// parameter sets and delimiters) and odd timestamps: the tables given still are
+        /// exactly what the demuxer reads, whatever it makes of them.
+        #[test]
+        fn tables_of_odd_streams_are_the_demuxers(
+            edits in proptest::collection::vec((0usize..200, 0usize..4, 0u8..8, 0u8..=255), 0..40),
+            jitter in proptest::collection::vec((0usize..400, -40i32..40), 0..20),
+        ) {
+            let mut tags = tags_of(SMALL_FLV);
+            for &(at, nal, what, byte) in &edits {
+                let Some(i) = tags.iter().enumerate().filter(|(_, t)| t.0 == 9 && t.2.get(1) == Some(&1)).map(|(i, _)| i).nth(at % 125) else {
+                    continue;
+                };
+                let body = edit_nals(&tags[i].2, |k, n| {
+                    if k != nal % 3 {
+                        return;
+                    }
+                    match what {
+                        0 => n.extend_from_slice(&[0, 0, 1, byte]),
+                        1 => n.extend_from_slice(&[0, 0, 0]),
+                        2 => *n = vec![0; 1 + usize::from(byte % 5)],
+                        3 => n.insert(1.min(n.len()), 0),
+                        4 => *n = vec![avc::NAL_SPS, byte, 0, 1],
+                        5 => *n = vec![avc::NAL_AUD, 0xf0],
+                        6 => *n = vec![avc::NAL_IDR, byte],
+                        _ => n.truncate(1 + usize::from(byte % 3)),
+                    }
+                });
+                tags[i].2 = body;
+            }
+            for &(at, d) in &jitter {
+                let i = at % tags.len();
+                tags[i].1 = tags[i].1.saturating_add_signed(d);
+            }
+            let segments = run_tags(with_tables(), &tags);
+            check_tables(&segments);
+        }
     }
 
     #[test]

@@ -12,7 +12,6 @@ pub mod publish;
 pub mod rtmp;
 pub mod spool;
 pub mod sweep;
-pub mod tables;
 pub mod uploader;
 
 use std::collections::{HashMap, HashSet};
@@ -65,9 +64,10 @@ pub struct IngestConfig {
     /// An `ingesting` flow with no new segment for this long, whose publish is not live on
     /// this instance, is taken to have lost its publisher (see `sweep`).
     pub stale_after: Duration,
-    /// Keep each stored segment's MP4 sample tables in the index, so that the first MP4
-    /// export of a span needs no extra read of its segments. Off by default: it costs ~10%
-    /// more ingest CPU (a demux per segment; docs/benchmarks.md).
+    /// Keep each stored segment's MP4 sample tables in the index (about 1 KB per 2 s
+    /// segment), so that the first MP4 export of a span needs no extra read of its
+    /// segments. The segmenter builds them as it writes the segment, and they are kept in
+    /// the segment's registration transaction.
     pub keep_sample_tables: bool,
 }
 
@@ -160,6 +160,9 @@ pub struct SegmentJob {
     /// For fragmented MP4: the init segment it needs.
     #[serde(default)]
     pub init: Option<InitObject>,
+    /// The segment's MP4 sample tables (`media::tables`, base64), when they are kept.
+    #[serde(default)]
+    pub tables: Option<String>,
 }
 
 impl SegmentJob {
@@ -196,8 +199,6 @@ pub struct Ingest {
     /// The main runtime: uploads and index work run there, RTMP connections on their own
     /// single-threaded runtimes (see `rtmp::start`).
     pub main: tokio::runtime::Handle,
-    /// Keeps segments' sample tables in the index, when `keep_sample_tables` is on.
-    pub tables: Option<tables::TableKeeper>,
 }
 
 impl Ingest {
@@ -210,9 +211,6 @@ impl Ingest {
         stop: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes)?;
-        let tables = cfg
-            .keep_sample_tables
-            .then(|| tables::TableKeeper::spawn(index.clone(), cfg.op_timeout, stop.clone()));
         Ok(Arc::new(Ingest {
             index,
             objects,
@@ -224,7 +222,6 @@ impl Ingest {
             live: Mutex::new(HashSet::new()),
             last_end: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
-            tables,
             stop,
             main: tokio::runtime::Handle::current(),
         }))

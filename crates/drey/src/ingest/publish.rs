@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
+use drey_core::media::samples::Samples;
 use drey_core::media::segmenter::PTS_OFFSET_MS;
-use drey_core::media::{LiveSegmenter, MediaError, Segment, SegmenterConfig, StreamInfo};
+use drey_core::media::{self, LiveSegmenter, MediaError, Segment, SegmenterConfig, StreamInfo};
 use drey_core::model::Flow;
 use drey_core::{Id, TimeRange, Timestamp};
 use tokio::sync::{mpsc, watch};
@@ -113,6 +114,7 @@ impl Publish {
             target_duration_ms: i64::try_from(ing.cfg.segment_duration.as_millis()).unwrap_or(2000),
             ts: formats.contains(&SegmentFormat::Ts),
             fmp4: formats.contains(&SegmentFormat::Fmp4),
+            tables: ing.cfg.keep_sample_tables,
             ..SegmenterConfig::default()
         });
         tracing::info!(publish = %id, %stream, flow = %flow, outputs = ?formats, "publish started");
@@ -202,8 +204,12 @@ impl Publish {
         self.ing.note_end(&self.stream, end_ns);
         let mut mp4 = seg.mp4.take();
         for (o, flows) in self.outputs.iter_mut().zip(flows) {
-            let (data, init) = match (o.format, mp4.as_mut()) {
-                (SegmentFormat::Ts, _) => (Bytes::from(std::mem::take(&mut seg.ts)), None),
+            let (data, init, tables) = match (o.format, mp4.as_mut()) {
+                (SegmentFormat::Ts, _) => (
+                    Bytes::from(std::mem::take(&mut seg.ts)),
+                    None,
+                    seg.ts_tables.take(),
+                ),
                 (SegmentFormat::Fmp4, Some(m)) => {
                     let b64 = match &o.init_b64 {
                         Some((v, b)) if *v == m.init_version => b.clone(),
@@ -217,15 +223,21 @@ impl Publish {
                         object_id: SegmentJob::init_object_id(o.flow, o.publish_id, m.init_version),
                         data: b64,
                     };
-                    (Bytes::from(std::mem::take(&mut m.data)), Some(init))
+                    (
+                        Bytes::from(std::mem::take(&mut m.data)),
+                        Some(init),
+                        m.tables.take(),
+                    )
                 }
                 (SegmentFormat::Fmp4, None) => continue,
             };
+            let object_id = SegmentJob::object_id_for(o.flow, o.publish_id, seg.index, o.format);
+            let tables = tables.and_then(|t| encode_tables(&object_id, t));
             let job = SegmentJob {
                 publish_id: o.publish_id,
                 seq: seg.index,
                 flow_id: o.flow,
-                object_id: SegmentJob::object_id_for(o.flow, o.publish_id, seg.index, o.format),
+                object_id,
                 start_ns: self.anchor_ns + seg.start_ms * ms,
                 end_ns,
                 ts_offset_ns: self.anchor_ns - PTS_OFFSET_MS * ms,
@@ -234,6 +246,7 @@ impl Publish {
                 closed_unix_ns: unix_now_ns(),
                 format: o.format,
                 init,
+                tables,
             };
             metrics::counter!("drey_ingest_segments_closed_total").increment(1);
             metrics::counter!("drey_ingest_video_frames_closed_total")
@@ -256,5 +269,19 @@ impl Publish {
             o.tx = None;
         }
         tracing::info!(publish = %self.id, stream = %self.stream, frames = self.frames, dropped_leading = self.segmenter.dropped_leading_frames, "publish ended");
+    }
+}
+
+/// A segment's sample tables as its job carries them; tables the segmenter could not
+/// build (the segment would not demux either) are counted, and its MP4 export reads it.
+fn encode_tables(object_id: &str, tables: Result<Samples, MediaError>) -> Option<String> {
+    match tables {
+        Ok(t) => Some(base64::engine::general_purpose::STANDARD.encode(media::tables::encode(&t))),
+        Err(e) => {
+            metrics::counter!("drey_ingest_sample_tables_total", "result" => "unreadable")
+                .increment(1);
+            tracing::debug!(object = object_id, error = %e, "segment's sample tables not kept; its MP4 export reads it");
+            None
+        }
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::spool::{SpoolError, Spooled};
 use super::{Ingest, InitObject, SegmentFormat, SegmentJob};
 use crate::storage::index::{
-    IndexError, ObjectState, PutFlow, SegmentQuery, SegmentRejection, SegmentRow,
+    IndexError, ObjectState, PutFlow, SampleTables, SegmentQuery, SegmentRejection, SegmentRow,
 };
 use crate::storage::objects::ObjectError;
 use crate::util::unix_now_ns;
@@ -198,7 +198,6 @@ pub async fn store_segment(
     if let Some(init) = &job.init {
         stored.extend(store_init(ing, job.flow_id, init).await?);
     }
-    let keep = ing.tables.as_ref().map(|k| (k, data.clone()));
     let size = step(ing, "object PUT", ing.objects.put(&job.object_id, data)).await?;
     stored.push((
         job.object_id.clone(),
@@ -220,19 +219,25 @@ pub async fn store_segment(
         seq: 0,
         disc: 0,
     };
+    let tables = tables_row(job);
     let verdict = step(
         ing,
         "segment registration",
-        ing.index
-            .register_stored_segments(job.flow_id, &stored, &[row], unix_now_ns()),
+        ing.index.register_stored_segments(
+            job.flow_id,
+            &stored,
+            tables.as_slice(),
+            &[row],
+            unix_now_ns(),
+        ),
     )
     .await?
     .into_iter()
     .next();
     if matches!(verdict, Some(Ok(()))) {
         ing.events.changed(job.flow_id);
-        if let Some((keeper, data)) = keep {
-            keeper.keep_segment(job, data).await;
+        if tables.is_some() {
+            metrics::counter!("drey_ingest_sample_tables_total", "result" => "kept").increment(1);
         }
     }
     match verdict {
@@ -272,6 +277,22 @@ pub async fn store_segment(
         Some(Err(r)) => Ok(StoreOutcome::Refused(r.to_string())),
         None => Err(StoreError::Retry("index returned no verdict".to_owned())),
     }
+}
+
+/// The sample tables a job carries, as the index keeps them.
+fn tables_row(job: &SegmentJob) -> Option<SampleTables> {
+    let tables = base64::engine::general_purpose::STANDARD
+        .decode(job.tables.as_deref()?)
+        .ok()?;
+    Some(SampleTables {
+        object_id: job.object_id.clone(),
+        init_object_id: job
+            .init
+            .as_ref()
+            .map(|i| i.object_id.clone())
+            .unwrap_or_default(),
+        tables,
+    })
 }
 
 /// Makes sure a fragmented MP4 segment's init object has its bytes: allocated and written

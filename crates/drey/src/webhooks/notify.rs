@@ -166,12 +166,13 @@ impl Index for NotifyingIndex {
         &self,
         flow_id: Id,
         stored: &[(String, i64)],
+        tables: &[SampleTables],
         segments: &[SegmentRow],
         now: i64,
     ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
         let r = self
             .inner
-            .register_stored_segments(flow_id, stored, segments, now)
+            .register_stored_segments(flow_id, stored, tables, segments, now)
             .await?;
         self.segments_added(flow_id, segments, &r).await;
         Ok(r)

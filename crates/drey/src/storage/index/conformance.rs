@@ -371,17 +371,60 @@ async fn check_object_rules(ix: &dyn Index) {
         .await
         .unwrap();
     assert!(matches!(v[0], Err(SegmentRejection::ObjectNotUploaded(_))));
-    // Marked stored and registered in one transaction (the ingest path).
-    ix.allocate_objects(f, &["ingest1".into()], Some("video/mp2t"), 5, 100)
-        .await
-        .unwrap();
+    // Marked stored, tables kept and registered in one transaction (the ingest path).
+    ix.allocate_objects(
+        f,
+        &["ingest1".into(), "ingest2".into()],
+        Some("video/mp2t"),
+        5,
+        100,
+    )
+    .await
+    .unwrap();
+    let tables = |o: &str| SampleTables {
+        object_id: o.into(),
+        init_object_id: String::new(),
+        tables: format!("tables of {o}").into_bytes(),
+    };
+    // A transaction that fails keeps nothing: no tables, the object still allocated.
+    assert!(matches!(
+        ix.register_stored_segments(
+            Id::new_v4(),
+            &[("ingest2".into(), 42)],
+            &[tables("ingest2")],
+            &[seg(-7, -6, "ingest2")],
+            6
+        )
+        .await,
+        Err(IndexError::FlowNotFound(_))
+    ));
+    assert!(
+        ix.get_sample_tables(&["ingest2".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let o = &ix.get_objects(&["ingest2".into()]).await.unwrap()[0];
+    assert_eq!(o.state, ObjectState::Allocated);
     let v = ix
-        .register_stored_segments(f, &[("ingest1".into(), 42)], &[seg(-5, -4, "ingest1")], 6)
+        .register_stored_segments(
+            f,
+            &[("ingest1".into(), 42)],
+            &[tables("ingest1"), tables("ghost")],
+            &[seg(-5, -4, "ingest1")],
+            6,
+        )
         .await
         .unwrap();
     assert!(v[0].is_ok(), "{v:?}");
     let o = &ix.get_objects(&["ingest1".into()]).await.unwrap()[0];
     assert_eq!((o.state, o.size), (ObjectState::Stored, Some(42)));
+    assert_eq!(
+        ix.get_sample_tables(&["ingest1".into(), "ghost".into()])
+            .await
+            .unwrap(),
+        [tables("ingest1")]
+    );
     ix.mark_objects_stored(&[("o1".into(), 100), ("o2".into(), 200), ("init".into(), 5)])
         .await
         .unwrap();

@@ -246,11 +246,14 @@ pub trait Index: Send + Sync + 'static {
         now_unix_ns: i64,
     ) -> Result<Vec<Result<(), SegmentRejection>>>;
     /// [`Index::register_segments`], first marking `stored` objects (allocated ones whose
-    /// bytes the caller wrote) in the same transaction: one round of locking for ingest.
+    /// bytes the caller wrote) and keeping their sample tables (as
+    /// [`Index::put_sample_tables`]) in the same transaction: one round of locking for
+    /// ingest, and a segment's tables are there exactly when it is.
     async fn register_stored_segments(
         &self,
         flow_id: Id,
         stored: &[(String, i64)],
+        tables: &[SampleTables],
         segments: &[SegmentRow],
         now_unix_ns: i64,
     ) -> Result<Vec<Result<(), SegmentRejection>>>;

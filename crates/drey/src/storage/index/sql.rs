@@ -24,6 +24,38 @@ macro_rules! impl_index {
                  WHERE objects.id = t.o AND objects.state = 'allocated'"
             );
 
+            /// Keeps sample tables (a JSON batch `[{o, i, x}]`, `x` hex): rows of objects the
+            /// index does not hold are skipped, a key held already is replaced.
+            const PUT_TABLES: &'static str = pick!(
+                $pg,
+                "INSERT INTO object_samples (object_id, init_object_id, tables) \
+                 SELECT t.o, t.i, decode(t.x, 'hex') FROM jsonb_to_recordset($1::jsonb) AS t(o text, i text, x text) \
+                 WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = t.o) \
+                 ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables",
+                "INSERT INTO object_samples (object_id, init_object_id, tables) \
+                 SELECT j.value ->> 'o', j.value ->> 'i', unhex(j.value ->> 'x') FROM json_each($1) j \
+                 WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = j.value ->> 'o') \
+                 ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables"
+            );
+
+            /// The [`Self::PUT_TABLES`] batch of `rows`, none when empty. The blobs travel
+            /// hex-encoded in the JSON text. The same key twice in one statement is an error
+            /// in PostgreSQL: the last one wins.
+            fn tables_batch(rows: &[SampleTables]) -> Option<String> {
+                let mut seen = std::collections::HashSet::new();
+                let mut batch: Vec<serde_json::Value> = Vec::with_capacity(rows.len());
+                for r in rows.iter().rev() {
+                    if seen.insert((r.object_id.as_str(), r.init_object_id.as_str())) {
+                        batch.push(serde_json::json!({
+                            "o": r.object_id,
+                            "i": r.init_object_id,
+                            "x": drey_core::sigv4::hex(&r.tables),
+                        }));
+                    }
+                }
+                (!batch.is_empty()).then(|| serde_json::Value::Array(batch).to_string())
+            }
+
             fn object_from_row(r: &<$db as sqlx::Database>::Row) -> Result<ObjectRow> {
                 use sqlx::Row;
                 let urls: Option<String> = r.try_get("external_urls")?;
@@ -188,6 +220,7 @@ macro_rules! impl_index {
                 &self,
                 flow_id: Id,
                 stored: &[(String, i64)],
+                tables: &[SampleTables],
                 segments: &[SegmentRow],
                 now: i64,
                 chunk: Option<&JobChunk<'_>>,
@@ -203,6 +236,10 @@ macro_rules! impl_index {
                         .bind(serde_json::Value::Array(batch).to_string())
                         .execute(&mut *tx)
                         .await?;
+                }
+                // Before the flow's lock is taken, so it is not held for this.
+                if let Some(batch) = Self::tables_batch(tables) {
+                    sqlx::query(Self::PUT_TABLES).bind(batch).execute(&mut *tx).await?;
                 }
                 // The flow's write lock: concurrent registrations to one flow serialise here.
                 let locked: Option<(i64, i64)> = sqlx::query_as(pick!(
@@ -682,17 +719,18 @@ macro_rules! impl_index {
                 segments: &[SegmentRow],
                 now: i64,
             ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
-                self.register_stored_segments(flow_id, &[], segments, now).await
+                self.register_stored_segments(flow_id, &[], &[], segments, now).await
             }
 
             async fn register_stored_segments(
                 &self,
                 flow_id: Id,
                 stored: &[(String, i64)],
+                tables: &[SampleTables],
                 segments: &[SegmentRow],
                 now: i64,
             ) -> Result<Vec<std::result::Result<(), SegmentRejection>>> {
-                Ok(self.register_tx(flow_id, stored, segments, now, None).await?.0)
+                Ok(self.register_tx(flow_id, stored, tables, segments, now, None).await?.0)
             }
 
             async fn register_job_chunk(
@@ -703,7 +741,7 @@ macro_rules! impl_index {
                 chunk: &JobChunk<'_>,
                 now: i64,
             ) -> Result<(Vec<std::result::Result<(), SegmentRejection>>, bool)> {
-                self.register_tx(flow_id, stored, segments, now, Some(chunk)).await
+                self.register_tx(flow_id, stored, &[], segments, now, Some(chunk)).await
             }
 
             async fn list_segments(&self, flow_id: Id, q: &SegmentQuery) -> Result<Vec<SegmentRow>> {
@@ -984,36 +1022,9 @@ macro_rules! impl_index {
             }
 
             async fn put_sample_tables(&self, rows: &[SampleTables]) -> Result<()> {
-                // One statement per batch; the blobs travel hex-encoded in the JSON text.
-                // The same key twice in one statement is an error in PostgreSQL: last wins.
-                let mut seen = std::collections::HashSet::new();
-                let mut batch: Vec<serde_json::Value> = Vec::with_capacity(rows.len());
-                for r in rows.iter().rev() {
-                    if seen.insert((r.object_id.as_str(), r.init_object_id.as_str())) {
-                        batch.push(serde_json::json!({
-                            "o": r.object_id,
-                            "i": r.init_object_id,
-                            "x": drey_core::sigv4::hex(&r.tables),
-                        }));
-                    }
+                if let Some(batch) = Self::tables_batch(rows) {
+                    sqlx::query(Self::PUT_TABLES).bind(batch).execute(self.write()).await?;
                 }
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                sqlx::query(pick!(
-                    $pg,
-                    "INSERT INTO object_samples (object_id, init_object_id, tables) \
-                     SELECT t.o, t.i, decode(t.x, 'hex') FROM jsonb_to_recordset($1::jsonb) AS t(o text, i text, x text) \
-                     WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = t.o) \
-                     ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables",
-                    "INSERT INTO object_samples (object_id, init_object_id, tables) \
-                     SELECT j.value ->> 'o', j.value ->> 'i', unhex(j.value ->> 'x') FROM json_each($1) j \
-                     WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = j.value ->> 'o') \
-                     ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables"
-                ))
-                .bind(serde_json::Value::Array(batch).to_string())
-                .execute(self.write())
-                .await?;
                 Ok(())
             }
 
