@@ -11,6 +11,8 @@ publishers' timer-paced sends (nginx-rtmp read 2x lower there than under perf). 
 ratio, drey's segment-closed-to-indexed latency (p50/p99) and frames received vs stored.
 
 Usage: bench/rtmp/run.py [--counts 10,50,100] [--window 45] [--drey target/release/drey]
+       bench/rtmp/run.py --counts 10 --ab 'CONFIG A' --ab 'CONFIG B' [--rounds 4]
+         (drey alone, two configurations in turns: what an option costs)
 Needs: ffmpeg, nginx + libnginx-mod-rtmp (Debian), a release build of drey.
 """
 import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
@@ -225,11 +227,22 @@ def main():
     ap.add_argument("--drey", default="target/release/drey")
     ap.add_argument("--work", default=tempfile.gettempdir())
     ap.add_argument("--drey-config", default="", help="extra drey TOML, lines split by ';'")
+    ap.add_argument("--ab", action="append", metavar="CONFIG",
+                    help="drey only: run drey with each of these extra configs in turns "
+                         "(repeat the flag), --rounds times per publisher count")
+    ap.add_argument("--rounds", type=int, default=4)
     a = ap.parse_args()
     clip = os.path.join(a.work, "drey-bench-720p30-2M.flv")
     make_clip(clip)
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, clip {os.path.getsize(clip) * 8 / 60 / 1e6:.2f} Mbit/s")
+    if a.ab:
+        try:
+            ab(a, clip)
+        finally:
+            for d in LEFT:
+                shutil.rmtree(d, ignore_errors=True)
+        return
     rows = []
     try:
         for i, n in enumerate(int(x) for x in a.counts.split(",")):
@@ -246,6 +259,30 @@ def main():
         for d in LEFT:
             shutil.rmtree(d, ignore_errors=True)
     table(rows)
+
+
+def ab(a, clip):
+    """drey's CPU per stream-second under each config of --ab, taken in turns (the first
+    variant leads in odd rounds, the last in even ones), and each one's mean against the
+    first's."""
+    for n in (int(x) for x in a.counts.split(",")):
+        per = {v: [] for v in a.ab}
+        for r in range(a.rounds):
+            order = a.ab if r % 2 == 0 else list(reversed(a.ab))
+            for v in order:
+                extra = ";".join(x for x in (a.drey_config, v) if x)
+                dr = run_drey(a.drey, clip, n, a.window, a.warmup, a.work, extra)
+                per[v].append(dr["cpu_s"] / (n * dr["wall_s"]))
+                print(json.dumps({"publishers": n, "round": r, "config": v,
+                                  "cpu_per_stream_s": per[v][-1],
+                                  "sent": dr["sent_frames"],
+                                  "stored": int(dr["stored_frames"])}), flush=True)
+        base = sum(per[a.ab[0]]) / len(per[a.ab[0]])
+        print(f"\n| publishers | config | CPU s / stream-s, each round | mean | vs first |")
+        print("|---|---|---|---|---|")
+        for v, xs in per.items():
+            m = sum(xs) / len(xs)
+            print(f"| {n} | `{v}` | {' '.join(f'{x:.5f}' for x in xs)} | {m:.5f} | {m / base:.2f} |")
 
 
 def report(rows, n, dr, ng):

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use drey::storage::index::{self, Index, SegmentQuery, SegmentRow};
+use drey::storage::index::{self, Index, SampleTables, SegmentQuery, SegmentRow};
 use drey::storage::objects::Objects;
 use drey_core::model::Flow;
 use drey_core::{Id, TimeRange};
@@ -39,6 +39,10 @@ enum Cmd {
         total: usize,
         #[arg(long, default_value = "100,1000")]
         batches: String,
+        /// Sample-table bytes kept with each segment, in its registration transaction
+        /// (as RTMP ingest does with `rtmp_sample_tables`); each size is a run of its own.
+        #[arg(long, default_value = "0")]
+        tables: String,
     },
     /// Query one-hour windows in flows of the given sizes; report p50/p99 latency.
     Query {
@@ -126,11 +130,21 @@ fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-async fn register(databases: &[String], total: usize, batches: &[usize]) -> anyhow::Result<()> {
-    println!("| index | batch | segments | seconds | segments/s | batch p50 ms | batch p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
+async fn register(
+    databases: &[String],
+    total: usize,
+    batches: &[usize],
+    tables: &[usize],
+) -> anyhow::Result<()> {
+    println!(
+        "| index | batch | tables B | segments | seconds | segments/s | batch p50 ms | batch p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for url in databases {
-        for &batch in batches {
+        for (&batch, &table) in batches
+            .iter()
+            .flat_map(|b| tables.iter().map(move |t| (b, t)))
+        {
             let (ix, name, _) = open(url).await?;
             let f = Id::new_v4();
             ix.put_flow(&flow(f), None, 0).await?;
@@ -143,8 +157,18 @@ async fn register(databases: &[String], total: usize, batches: &[usize]) -> anyh
                     .enumerate()
                     .map(|(j, o)| seg(b * batch + j, o))
                     .collect();
+                // Varied bytes, as real tables are (a blob of one value compresses in pages).
+                let rows: Vec<SampleTables> = chunk
+                    .iter()
+                    .filter(|_| table > 0)
+                    .map(|o| SampleTables {
+                        object_id: o.clone(),
+                        init_object_id: String::new(),
+                        tables: (0..table).map(|k| (k * 131 + b * 7) as u8).collect(),
+                    })
+                    .collect();
                 let t = Instant::now();
-                let v = ix.register_segments(f, &segs, 1).await?;
+                let v = ix.register_stored_segments(f, &[], &rows, &segs, 1).await?;
                 lat.push(t.elapsed());
                 anyhow::ensure!(
                     v.iter().all(Result::is_ok),
@@ -155,7 +179,7 @@ async fn register(databases: &[String], total: usize, batches: &[usize]) -> anyh
             let secs = start.elapsed().as_secs_f64();
             lat.sort();
             println!(
-                "| {name} | {batch} | {total} | {secs:.2} | {:.0} | {} | {} |",
+                "| {name} | {batch} | {table} | {total} | {secs:.2} | {:.0} | {} | {} |",
                 total as f64 / secs,
                 ms(pct(&lat, 0.5)),
                 ms(pct(&lat, 0.99))
@@ -280,7 +304,8 @@ async fn main() -> anyhow::Result<()> {
             database,
             total,
             batches,
-        } => register(&database, total, &list(&batches)).await,
+            tables,
+        } => register(&database, total, &list(&batches), &list(&tables)).await,
         Cmd::Query {
             database,
             sizes,

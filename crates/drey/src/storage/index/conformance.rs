@@ -631,6 +631,14 @@ async fn check_sample_tables(ix: &dyn Index) {
         .await
         .unwrap();
     assert_eq!(get(&["tab0"]).await, [row("tab0", "", b"new")]);
+    // One row at a time (ingest's case) is a statement of its own: the same rules.
+    ix.put_sample_tables(&[row("tab0", "", &all)])
+        .await
+        .unwrap();
+    ix.put_sample_tables(&[row("ghost", "", b"x")])
+        .await
+        .unwrap();
+    assert_eq!(get(&["tab0", "ghost"]).await, [row("tab0", "", &all)]);
     ix.put_sample_tables(&[]).await.unwrap();
     // The tables go with their object.
     ix.delete_segments(f, &TimeRange::ETERNITY, None, 100, 10)

@@ -38,6 +38,30 @@ macro_rules! impl_index {
                  ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables"
             );
 
+            /// [`Self::PUT_TABLES`] for one row, its blob bound as it is (ingest's case: the
+            /// hex and JSON round trip cost more than the insert).
+            const PUT_TABLE: &'static str =
+                "INSERT INTO object_samples (object_id, init_object_id, tables) \
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = $1) \
+                 ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables";
+
+            async fn put_tables<'c, E>(e: E, rows: &[SampleTables]) -> Result<()>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                if let [r] = rows {
+                    sqlx::query(Self::PUT_TABLE)
+                        .bind(&r.object_id)
+                        .bind(&r.init_object_id)
+                        .bind(&r.tables)
+                        .execute(e)
+                        .await?;
+                } else if let Some(batch) = Self::tables_batch(rows) {
+                    sqlx::query(Self::PUT_TABLES).bind(batch).execute(e).await?;
+                }
+                Ok(())
+            }
+
             /// The [`Self::PUT_TABLES`] batch of `rows`, none when empty. The blobs travel
             /// hex-encoded in the JSON text. The same key twice in one statement is an error
             /// in PostgreSQL: the last one wins.
@@ -238,9 +262,7 @@ macro_rules! impl_index {
                         .await?;
                 }
                 // Before the flow's lock is taken, so it is not held for this.
-                if let Some(batch) = Self::tables_batch(tables) {
-                    sqlx::query(Self::PUT_TABLES).bind(batch).execute(&mut *tx).await?;
-                }
+                Self::put_tables(&mut *tx, tables).await?;
                 // The flow's write lock: concurrent registrations to one flow serialise here.
                 let locked: Option<(i64, i64)> = sqlx::query_as(pick!(
                     $pg,
@@ -1022,10 +1044,7 @@ macro_rules! impl_index {
             }
 
             async fn put_sample_tables(&self, rows: &[SampleTables]) -> Result<()> {
-                if let Some(batch) = Self::tables_batch(rows) {
-                    sqlx::query(Self::PUT_TABLES).bind(batch).execute(self.write()).await?;
-                }
-                Ok(())
+                Self::put_tables(self.write(), rows).await
             }
 
             async fn object_flows(&self, id: &str, limit: usize) -> Result<Vec<Id>> {
