@@ -1,11 +1,14 @@
 //! Fuzzes the FLV tag parsers, the H.264/AAC configuration parsers and the segmenter (both
 //! outputs: MPEG-TS and fragmented MP4) with an FLV file's tags (the form RTMP media
 //! messages take). Never panic; segments are whole TS packets with positive, contiguous
-//! timeranges, and every MP4 segment is a `moof` then an `mdat` whose sizes add up.
+//! timeranges, and every MP4 segment is a `moof` then an `mdat` whose sizes add up. The
+//! sample tables the segmenter gives with each segment must be exactly what the demuxers
+//! read back from it (a differential check of `samples::TsTables`).
 //! Seed: testdata/small.flv.
 #![no_main]
 
 use drey_core::media::flv::file_tags;
+use drey_core::media::samples::{self, Init};
 use drey_core::media::{LiveSegmenter, SegmenterConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(tags) = file_tags(data) else { return };
     let mut seg = LiveSegmenter::new(SegmenterConfig {
         fmp4: true,
+        tables: true,
         ..SegmenterConfig::default()
     });
     let mut out = Vec::new();
@@ -41,5 +45,8 @@ fuzz_target!(|data: &[u8]| {
         let mdat = u32::from_be_bytes(m.data[moof..moof + 4].try_into().unwrap()) as usize;
         assert_eq!(moof + mdat, m.data.len());
         assert_eq!(&m.init[4..8], b"ftyp");
+        assert_eq!(s.ts_tables.clone(), Some(samples::from_ts(&s.ts, false)));
+        let read = Init::parse(&m.init).and_then(|i| samples::from_fmp4(&i, &m.data, false));
+        assert_eq!(m.tables.clone(), Some(read));
     }
 });
