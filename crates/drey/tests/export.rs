@@ -302,14 +302,12 @@ async fn export_mp4(backend: Backend) {
         return;
     };
     wait_ok(publish(&d.rtmp_url("mp4"), 20, false));
-    let flows = get_json(&d.url("/flows?label=mp4&format=urn:x-nmos:format:multi")).await;
+    let flows = mux_flows(&d, "mp4", 2).await;
     let by_container = |c: &str| {
         flows
-            .as_array()
-            .unwrap()
             .iter()
             .find(|f| f["container"] == c)
-            .unwrap_or_else(|| panic!("no {c} flow: {flows}"))["id"]
+            .unwrap_or_else(|| panic!("no {c} flow: {flows:?}"))["id"]
             .as_str()
             .unwrap()
             .to_owned()

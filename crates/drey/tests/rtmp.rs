@@ -320,8 +320,7 @@ async fn fmp4_output_beside_ts(backend: Backend) {
         return;
     };
     wait_ok(publish(&d.rtmp_url("cmaf"), 20, false));
-    let flows = get_json(&d.url("/flows?label=cmaf&format=urn:x-nmos:format:multi")).await;
-    let flows = flows.as_array().unwrap();
+    let flows = mux_flows(&d, "cmaf", 2).await;
     assert_eq!(flows.len(), 2, "{flows:?}");
     let ts = flows
         .iter()

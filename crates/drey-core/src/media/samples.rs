@@ -159,6 +159,7 @@ fn annex_b(data: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Unwraps 33-bit timestamps against the first one seen.
+#[derive(Default)]
 struct Unwrap(Option<i64>);
 
 impl Unwrap {
@@ -183,6 +184,7 @@ impl Unwrap {
     }
 }
 
+#[derive(Default)]
 struct VideoOut {
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
@@ -190,6 +192,7 @@ struct VideoOut {
     data: Vec<u8>,
 }
 
+#[derive(Default)]
 struct AudioOut {
     asc: Option<[u8; 2]>,
     config: Option<AacConfig>,
@@ -389,19 +392,15 @@ fn demux_ts(data: &[u8], bufs: Option<(Vec<u8>, Vec<u8>)>) -> Result<Samples, Me
     let mut streams: Vec<Es> = Vec::new();
     let mut other_types: Vec<u8> = Vec::new();
     let mut video = VideoOut {
-        sps: None,
-        pps: None,
-        samples: Vec::new(),
         data: video_data,
+        ..VideoOut::default()
     };
     let mut audio = AudioOut {
-        asc: None,
-        config: None,
-        samples: Vec::new(),
         data: audio_data,
+        ..AudioOut::default()
     };
-    let mut vclock = Unwrap(None);
-    let mut aclock = Unwrap(None);
+    let mut vclock = Unwrap::default();
+    let mut aclock = Unwrap::default();
     if with_data {
         // Sample bytes are fewer than the packets': one allocation each.
         video.data.reserve(data.len());
@@ -565,9 +564,10 @@ fn tracks(mut video: VideoOut, mut audio: AudioOut) -> Result<Samples, MediaErro
 /// The tables of an MPEG-TS segment built while it is written, PES packet by PES packet,
 /// instead of demuxing it afterwards: given each PES packet's timestamps and payload as
 /// they went into the segment, [`TsTables::finish`] gives what [`from_ts`] would read
-/// from the finished segment (the same functions do the work; a test checks the two
-/// agree on real streams). Cheap: one start-code search per video access unit, no
-/// packet walk, no copy of the sample bytes.
+/// from the finished segment (the same functions do the work; tests and the
+/// `flv_segmenter` fuzz target check that the two agree). Cheap: each PES payload is
+/// copied once into a scratch buffer and searched for start codes; no packet walk.
+#[derive(Default)]
 pub struct TsTables {
     video: VideoOut,
     audio: AudioOut,
@@ -577,29 +577,6 @@ pub struct TsTables {
     scratch: Vec<u8>,
     /// A packet was refused: the demuxer would refuse the segment too.
     failed: Option<MediaError>,
-}
-
-impl Default for TsTables {
-    fn default() -> Self {
-        TsTables {
-            video: VideoOut {
-                sps: None,
-                pps: None,
-                samples: Vec::new(),
-                data: Vec::new(),
-            },
-            audio: AudioOut {
-                asc: None,
-                config: None,
-                samples: Vec::new(),
-                data: Vec::new(),
-            },
-            vclock: Unwrap(None),
-            aclock: Unwrap(None),
-            scratch: Vec::new(),
-            failed: None,
-        }
-    }
 }
 
 /// A timestamp as a PES header carries it (33 bits).

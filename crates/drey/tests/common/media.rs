@@ -76,6 +76,30 @@ pub async fn mux_flow(d: &Drey, key: &str) -> Value {
     }
 }
 
+/// The multiplexed flows of a stream key, once there are `n` (one per ingest output).
+/// ffmpeg may exit before ingest has recorded them: a publish's flows are put with its
+/// first stored segment.
+pub async fn mux_flows(d: &Drey, key: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let flows = get_json(&d.url(&format!(
+            "/flows?label={key}&format=urn:x-nmos:format:multi"
+        )))
+        .await;
+        let flows = flows.as_array().cloned().unwrap_or_default();
+        if flows.len() >= n {
+            return flows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} flows for {key}: {}",
+            flows.len(),
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until the flow's status says its publish ended and every segment is stored.
 pub async fn wait_idle(d: &Drey, flow_id: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
