@@ -287,18 +287,6 @@ async fn kept_tables(tables: &Tables, index: &dyn Index, segs: &[Seg]) -> usize 
     loaded
 }
 
-/// The sample tables of one segment as the index keeps them (`object_samples`): an
-/// MPEG-TS segment, or a fragmented MP4 one with its init segment. Ingest calls this for
-/// each segment it stores, so that even the first MP4 export of a live recording plans
-/// without reading its segments; an export that finds no row reads the segment instead.
-pub fn segment_tables(data: &[u8], init: Option<&[u8]>) -> Result<Vec<u8>, MediaError> {
-    let samples = match init {
-        Some(init) => samples::from_fmp4(&Init::parse(init)?, data, false)?,
-        None => samples::from_ts(data, false)?,
-    };
-    Ok(tables::encode(&samples))
-}
-
 /// Keeps the tables read from segments (`read[i].1`) in the index. Best effort: an
 /// export does not fail because its tables could not be kept.
 async fn keep_tables(index: &dyn Index, segs: &[Seg], read: &[(Arc<Samples>, bool)]) {

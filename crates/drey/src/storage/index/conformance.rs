@@ -631,7 +631,7 @@ async fn check_sample_tables(ix: &dyn Index) {
         .await
         .unwrap();
     assert_eq!(get(&["tab0"]).await, [row("tab0", "", b"new")]);
-    // One row at a time (ingest's case) is a statement of its own: the same rules.
+    // One row at a time (ingest's case): the same rules.
     ix.put_sample_tables(&[row("tab0", "", &all)])
         .await
         .unwrap();

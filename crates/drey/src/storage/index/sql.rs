@@ -38,25 +38,11 @@ macro_rules! impl_index {
                  ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables"
             );
 
-            /// [`Self::PUT_TABLES`] for one row, its blob bound as it is (ingest's case: the
-            /// hex and JSON round trip cost more than the insert).
-            const PUT_TABLE: &'static str =
-                "INSERT INTO object_samples (object_id, init_object_id, tables) \
-                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = $1) \
-                 ON CONFLICT (object_id, init_object_id) DO UPDATE SET tables = excluded.tables";
-
             async fn put_tables<'c, E>(e: E, rows: &[SampleTables]) -> Result<()>
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
-                if let [r] = rows {
-                    sqlx::query(Self::PUT_TABLE)
-                        .bind(&r.object_id)
-                        .bind(&r.init_object_id)
-                        .bind(&r.tables)
-                        .execute(e)
-                        .await?;
-                } else if let Some(batch) = Self::tables_batch(rows) {
+                if let Some(batch) = Self::tables_batch(rows) {
                     sqlx::query(Self::PUT_TABLES).bind(batch).execute(e).await?;
                 }
                 Ok(())
