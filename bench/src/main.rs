@@ -53,6 +53,19 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         iterations: usize,
     },
+    /// MPEG-TS segments demuxed with their sample bytes, as MP4 export does, in memory:
+    /// PES payloads converted where they lie (the path export takes) against every PES
+    /// packet gathered first, in turns; MB/s of segment bytes and the ratio per round.
+    Demux {
+        /// MPEG-TS segment files (read once into memory).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        #[arg(long, default_value_t = 6)]
+        rounds: usize,
+        /// Passes over all the files per measurement.
+        #[arg(long, default_value_t = 20)]
+        passes: usize,
+    },
     /// Create a flow of N segments whose objects exist in the local object directory, for
     /// HTTP load tests against `drey serve` on the same data dir. Prints the flow id.
     Seed {
@@ -312,5 +325,59 @@ async fn main() -> anyhow::Result<()> {
             iterations,
         } => query(&database, &list(&sizes), iterations).await,
         Cmd::Seed { data_dir, segments } => seed(&data_dir, segments).await,
+        Cmd::Demux {
+            files,
+            rounds,
+            passes,
+        } => demux(&files, rounds, passes),
     }
+}
+
+fn demux(files: &[std::path::PathBuf], rounds: usize, passes: usize) -> anyhow::Result<()> {
+    use drey_core::media::samples;
+    let segs = files
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let total: usize = segs.iter().map(Vec::len).sum::<usize>() * passes;
+    for s in &segs {
+        anyhow::ensure!(
+            samples::from_ts(s, true)? == samples::from_ts_gathered(s, Vec::new(), Vec::new())?,
+            "the two paths disagree"
+        );
+    }
+    // Export recycles its buffers: so do both here.
+    let run = |gathered: bool, bufs: &mut (Vec<u8>, Vec<u8>)| -> anyhow::Result<f64> {
+        let t = Instant::now();
+        for _ in 0..passes {
+            for s in &segs {
+                let (v, a) = std::mem::take(bufs);
+                let mut out = if gathered {
+                    samples::from_ts_gathered(s, v, a)?
+                } else {
+                    samples::from_ts_into(s, v, a)?
+                };
+                let mut tracks = out.tracks.drain(..);
+                bufs.0 = tracks.next().map(|t| t.data).unwrap_or_default();
+                bufs.1 = tracks.next().map(|t| t.data).unwrap_or_default();
+            }
+        }
+        Ok(total as f64 / t.elapsed().as_secs_f64() / 1e6)
+    };
+    let (mut db, mut gb) = Default::default();
+    let mut direct = || run(false, &mut db);
+    let mut gathered = || run(true, &mut gb);
+    println!("| round | direct MB/s | gathered MB/s | direct / gathered |");
+    println!("|---|---|---|---|");
+    for r in 1..=rounds {
+        let (d, g) = if r % 2 == 1 {
+            let d = direct()?;
+            (d, gathered()?)
+        } else {
+            let g = gathered()?;
+            (direct()?, g)
+        };
+        println!("| {r} | {d:.0} | {g:.0} | {:.2} |", d / g);
+    }
+    Ok(())
 }

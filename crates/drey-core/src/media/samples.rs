@@ -102,6 +102,19 @@ struct Es {
     pid: u16,
     kind: Kind,
     pes: PesBuf,
+    /// The video PES packet being gathered straight into the track's bytes, when its
+    /// header came whole in its first TS packet (see [`Direct`]).
+    direct: Option<Direct>,
+}
+
+/// A video PES packet whose payload goes straight into the video track's `data` (from
+/// `start` on) as its TS packets come, to be turned into length-prefixed NAL units where
+/// it lies ([`length_prefix_in_place`]): one copy of the sample bytes instead of two (into
+/// a PES buffer, then out of it NAL unit by NAL unit).
+struct Direct {
+    pts: Option<i64>,
+    dts: Option<i64>,
+    start: usize,
 }
 
 /// A PES packet's timestamps (90 kHz) and payload.
@@ -135,11 +148,16 @@ fn pes_parts(pes: &[u8]) -> Result<PesParts<'_>, MediaError> {
     Ok(PesParts { pts, dts, payload })
 }
 
+/// The searcher for Annex B start codes, built once (building one per access unit showed
+/// in profiles).
+static START_CODE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(&[0, 0, 1]));
+
 /// Splits an Annex B byte stream into NAL units (start codes and trailing zeros dropped).
 fn annex_b(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
-    for at in memchr::memmem::find_iter(data, &[0, 0, 1]) {
+    for at in START_CODE.find_iter(data) {
         // Overlapping matches cannot occur: a match ends in 1, a start code starts with 0.
         if let Some(s) = start {
             out.push(&data[s..at.max(s)]);
@@ -239,6 +257,21 @@ fn video_au(
         }
         size += 4 + nal.len();
     }
+    push_au(v, clock, pts, dts, size, sync, before)
+}
+
+/// Adds an access unit of `size` bytes (as written to `v.data` from `before` on) to the
+/// video table: a sample of its own when the PES packet had timestamps, else the rest of
+/// the sample before it.
+fn push_au(
+    v: &mut VideoOut,
+    clock: &mut Unwrap,
+    pts: Option<i64>,
+    dts: Option<i64>,
+    size: usize,
+    sync: bool,
+    before: usize,
+) -> Result<(), MediaError> {
     let size = u32::try_from(size).map_err(|_| bad("MPEG-TS", "access unit over 4 GiB"))?;
     match (pts, dts) {
         (Some(pts), Some(dts)) => {
@@ -269,6 +302,99 @@ fn video_au(
         },
     }
     Ok(())
+}
+
+/// Where a video PES packet's payload starts in its first TS packet's `payload`, with its
+/// timestamps, when the PES header lies whole in that packet and parses (else the packet
+/// is gathered as before, and any error comes from [`pes_parts`] then). A leading access
+/// unit delimiter (`00 00 00 01 09 xx`, then a start code) is skipped: the MP4 samples
+/// leave it out, and without it the rest can usually be converted where it lies.
+fn direct_start(payload: &[u8]) -> Option<(Option<i64>, Option<i64>, &[u8])> {
+    if payload.len() < 9 || 9 + usize::from(payload[8]) > payload.len() {
+        return None;
+    }
+    let PesParts { pts, dts, payload } = pes_parts(payload).ok()?;
+    let rest = match payload {
+        [0, 0, 0, 1, t, _, 0, 0, 1, ..] | [0, 0, 0, 1, t, _, 0, 0, 0, 1, ..]
+            if t & 0x1f == NAL_AUD =>
+        {
+            &payload[6..]
+        }
+        _ => payload,
+    };
+    Some((pts, dts, rest))
+}
+
+/// Turns the Annex B access unit at `data[start..]` into length-prefixed NAL units where
+/// it lies, when its layout allows: every NAL unit behind a four-byte start code that
+/// directly follows the unit before (no trailing zeros between them), none empty and none
+/// an access unit delimiter. The four start-code bytes then become the unit's length, and
+/// the bytes are what [`video_au`] would write. Gives the units as (start, end) in
+/// `units` (relative to `start`) and the access unit's new length, or `None` with `data`
+/// untouched when the layout needs [`video_au`].
+fn length_prefix_in_place(data: &mut [u8], units: &mut Vec<(usize, usize)>) -> Option<usize> {
+    units.clear();
+    let mut at: Option<usize> = None;
+    for m in START_CODE.find_iter(data) {
+        match at {
+            // The first start code: four bytes, at the very start.
+            None if m == 1 && data[0] == 0 => {}
+            None => return None,
+            Some(s) => {
+                // Exactly one zero before the next `00 00 01`: a four-byte start code
+                // right after the unit's last byte.
+                if m < s + 2 || data[m - 2] == 0 || data[m - 1] != 0 {
+                    return None;
+                }
+                units.push((s, m - 1));
+            }
+        }
+        at = Some(m + 3);
+    }
+    let s = at?;
+    let end = data[s..].iter().rposition(|&b| b != 0)? + s + 1;
+    units.push((s, end));
+    if units
+        .iter()
+        .any(|&(s, e)| data[s] & 0x1f == NAL_AUD || u32::try_from(e - s).is_err())
+    {
+        return None;
+    }
+    for &(s, e) in units.iter() {
+        data[s - 4..s].copy_from_slice(&((e - s) as u32).to_be_bytes());
+    }
+    Some(end)
+}
+
+/// Ends a [`Direct`] video PES packet: its bytes converted where they lie, or else moved
+/// out (into `scratch`) and given to [`video_au`].
+fn video_direct(
+    v: &mut VideoOut,
+    clock: &mut Unwrap,
+    d: Direct,
+    scratch: &mut Vec<u8>,
+    units: &mut Vec<(usize, usize)>,
+) -> Result<(), MediaError> {
+    let Some(len) = length_prefix_in_place(&mut v.data[d.start..], units) else {
+        scratch.clear();
+        scratch.extend_from_slice(&v.data[d.start..]);
+        v.data.truncate(d.start);
+        let done = video_au(v, clock, d.pts, d.dts, scratch, true);
+        scratch.clear();
+        return done;
+    };
+    v.data.truncate(d.start + len);
+    let mut sync = false;
+    for &(s, e) in units.iter() {
+        let nal = &v.data[d.start + s..d.start + e];
+        match nal[0] & 0x1f {
+            NAL_SPS if v.sps.is_none() => v.sps = Some(nal.to_vec()),
+            NAL_PPS if v.pps.is_none() => v.pps = Some(nal.to_vec()),
+            NAL_IDR => sync = true,
+            _ => {}
+        }
+    }
+    push_au(v, clock, d.pts, d.dts, len, sync, d.start)
 }
 
 fn audio_pes(
@@ -360,7 +486,19 @@ fn audio_frames(
 /// Demuxes an MPEG-TS segment. `with_data` false keeps only the tables.
 pub fn from_ts(data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
     let bufs = with_data.then(|| (Vec::new(), Vec::new()));
-    demux_ts(data, bufs)
+    demux_ts(data, bufs, true)
+}
+
+/// [`from_ts`] with the sample bytes, every PES packet gathered before its NAL units are
+/// copied out: the plain path the direct one (see [`Direct`]) must agree with, byte for
+/// byte (tests and the `segment_samples` fuzz target compare them).
+#[doc(hidden)]
+pub fn from_ts_gathered(
+    data: &[u8],
+    video_buf: Vec<u8>,
+    audio_buf: Vec<u8>,
+) -> Result<Samples, MediaError> {
+    demux_ts(data, Some((video_buf, audio_buf)), false)
 }
 
 /// [`from_ts`] with the sample bytes, written into the given buffers (emptied first):
@@ -371,11 +509,18 @@ pub fn from_ts_into(
     video_buf: Vec<u8>,
     audio_buf: Vec<u8>,
 ) -> Result<Samples, MediaError> {
-    demux_ts(data, Some((video_buf, audio_buf)))
+    demux_ts(data, Some((video_buf, audio_buf)), true)
 }
 
-fn demux_ts(data: &[u8], bufs: Option<(Vec<u8>, Vec<u8>)>) -> Result<Samples, MediaError> {
+/// `direct`: video PES payloads may go straight into the track's bytes ([`Direct`]);
+/// false gathers every PES packet first (what tests compare the direct path with).
+fn demux_ts(
+    data: &[u8],
+    bufs: Option<(Vec<u8>, Vec<u8>)>,
+    direct: bool,
+) -> Result<Samples, MediaError> {
     let with_data = bufs.is_some();
+    let direct = direct && with_data;
     let (mut video_data, mut audio_data) = bufs.unwrap_or_default();
     video_data.clear();
     audio_data.clear();
@@ -406,14 +551,18 @@ fn demux_ts(data: &[u8], bufs: Option<(Vec<u8>, Vec<u8>)>) -> Result<Samples, Me
         video.data.reserve(data.len());
         audio.data.reserve(data.len() / 8);
     }
-    let mut flush = |es: &mut Es| -> Result<(), MediaError> {
+    let mut units = Vec::new();
+    let mut flush = |es: &mut Es, video: &mut VideoOut| -> Result<(), MediaError> {
+        if let Some(d) = es.direct.take() {
+            return video_direct(video, &mut vclock, d, &mut es.pes.data, &mut units);
+        }
         if es.pes.data.is_empty() {
             return Ok(());
         }
         // The PES buffer is kept for the next one (frames are of similar sizes).
         let pes = &es.pes.data;
         let done = match es.kind {
-            Kind::Video => video_pes(&mut video, &mut vclock, pes, with_data),
+            Kind::Video => video_pes(video, &mut vclock, pes, with_data),
             Kind::Audio => audio_pes(&mut audio, &mut aclock, pes, with_data),
         };
         es.pes.data.clear();
@@ -482,6 +631,7 @@ fn demux_ts(data: &[u8], bufs: Option<(Vec<u8>, Vec<u8>)>) -> Result<Samples, Me
                             pid: es_pid,
                             kind,
                             pes: PesBuf::default(),
+                            direct: None,
                         });
                     }
                     e += 5 + es_info;
@@ -493,14 +643,28 @@ fn demux_ts(data: &[u8], bufs: Option<(Vec<u8>, Vec<u8>)>) -> Result<Samples, Me
             continue;
         };
         if pusi {
-            flush(es)?;
+            flush(es, &mut video)?;
+            if direct
+                && es.kind == Kind::Video
+                && let Some((pts, dts, rest)) = direct_start(payload)
+            {
+                es.direct = Some(Direct {
+                    pts,
+                    dts,
+                    start: video.data.len(),
+                });
+                video.data.extend_from_slice(rest);
+                continue;
+            }
         }
-        if pusi || !es.pes.data.is_empty() {
+        if es.direct.is_some() {
+            video.data.extend_from_slice(payload);
+        } else if pusi || !es.pes.data.is_empty() {
             es.pes.data.extend_from_slice(payload);
         }
     }
     for es in &mut streams {
-        flush(es)?;
+        flush(es, &mut video)?;
     }
     if streams.is_empty() {
         return Err(MediaError::Unsupported(if other_types.is_empty() {
@@ -931,6 +1095,62 @@ mod tests {
             vec![&[9, 0xf0][..], &[0x67, 1, 2][..], &[0x65, 7][..]]
         );
         assert!(annex_b(&[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn length_prefixes_in_place_only_where_the_layout_allows() {
+        let mut units = Vec::new();
+        // Four-byte start codes one after the other: their bytes become the lengths.
+        let mut d = vec![
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 7, 0,
+        ];
+        assert_eq!(length_prefix_in_place(&mut d, &mut units), Some(19));
+        assert_eq!(
+            d[..19],
+            [
+                0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3, 0, 0, 0, 2, 0x65, 7
+            ]
+        );
+        // Each of these needs the general path, and is left as it was.
+        for d in [
+            vec![0, 0, 1, 0x65, 7],                      // three-byte start code first
+            vec![0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x65, 7], // three-byte one later
+            vec![0, 0, 0, 1, 0x67, 1, 0, 0, 0, 0, 1, 0x65, 7], // a trailing zero
+            vec![0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x65, 7], // a delimiter
+            vec![5, 0, 0, 0, 1, 0x65, 7],                // bytes before the first
+            vec![0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0x65], // an empty unit
+            vec![0, 0, 0, 1, 0, 0],                      // an empty last unit
+            vec![1, 2, 3],                               // no start code
+        ] {
+            let mut e = d.clone();
+            assert_eq!(length_prefix_in_place(&mut e, &mut units), None, "{d:?}");
+            assert_eq!(e, d);
+        }
+    }
+
+    #[test]
+    fn skips_a_leading_delimiter_when_it_can() {
+        // PES header: no timestamps flags set except PTS, a 5-byte header.
+        let mut pes = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1];
+        let au = [0, 0, 0, 1, 0x65, 7];
+        for (prefix, skipped) in [
+            (&[0, 0, 0, 1, 9, 0xf0][..], true),
+            (&[0, 0, 0, 1, 9, 0xf0, 0][..], false), // then three zeros and a 1: no
+            (&[0, 0, 0, 1, 6, 0xf0][..], false),    // not a delimiter
+            (&[][..], false),
+        ] {
+            let mut p = pes.clone();
+            p.extend_from_slice(prefix);
+            p.extend_from_slice(&au);
+            let (pts, dts, rest) = direct_start(&p).unwrap();
+            assert_eq!((pts, dts), (Some(0), Some(0)));
+            let whole = &p[14..];
+            assert_eq!(rest, if skipped { &au[..] } else { whole }, "{prefix:?}");
+        }
+        // A header that runs past the packet, or no start code: gathered as before.
+        pes[8] = 200;
+        assert!(direct_start(&pes).is_none());
+        assert!(direct_start(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).is_none());
     }
 
     #[test]

@@ -970,6 +970,14 @@ pub(crate) mod tests {
             let read = samples::from_ts(&s.ts, false);
             let given = s.ts_tables.clone().expect("TS tables given");
             assert_eq!(given, read, "TS segment {}", s.index);
+            // The sample bytes, converted where they lie where the layout allows, are
+            // those of the plain path.
+            assert_eq!(
+                samples::from_ts(&s.ts, true),
+                samples::from_ts_gathered(&s.ts, Vec::new(), Vec::new()),
+                "TS segment {} with its bytes",
+                s.index
+            );
             if let Ok(t) = &given {
                 samples += t.tracks.iter().map(|t| t.samples.len()).sum::<usize>();
             }

@@ -484,11 +484,47 @@ async fn check_object_rules(ix: &dyn Index) {
         region: None,
         store_product: None,
     }]);
-    assert!(ix.register_segments(f, &[ext], 10).await.unwrap()[0].is_ok());
+    assert!(ix.register_segments(f, &[ext.clone()], 10).await.unwrap()[0].is_ok());
     let listed = ix.list_segments(f, &q("[10:0_11:0)")).await.unwrap();
     assert_eq!(
         listed[0].external_urls.as_ref().unwrap()[0].url,
         "https://example.com/x.ts"
+    );
+    // Every field of an object comes back, whichever way the backend hands rows over
+    // (SQLite: one JSON value for the lot), and unknown ids are left out.
+    let mut got = ix
+        .get_objects(&[
+            "init".into(),
+            "external-1".into(),
+            "o1".into(),
+            "nope".into(),
+        ])
+        .await
+        .unwrap();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = got.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["external-1", "init", "o1"]);
+    let (e, i, o) = (&got[0], &got[1], &got[2]);
+    assert_eq!(
+        (e.controlled, e.state, &e.external_urls, e.key_frame_count),
+        (false, ObjectState::Stored, &ext.external_urls, Some(1))
+    );
+    assert_eq!(
+        (i.is_init, i.size, i.controlled),
+        (Some(true), Some(5), true)
+    );
+    assert_eq!(
+        (
+            o.is_init,
+            o.flow_id.as_str(),
+            o.key_frame_count,
+            o.external_urls.is_none()
+        ),
+        (Some(false), f.to_string().as_str(), Some(1), true)
+    );
+    assert_eq!(
+        (o.created_unix_ns, o.content_type.as_deref()),
+        (5, Some("video/mp2t"))
     );
 }
 

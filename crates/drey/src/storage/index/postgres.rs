@@ -9,7 +9,8 @@ use drey_core::{Id, TimeRange};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::sql::{
-    SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
+    ObjectJson, SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json,
+    unix_ns_to_rfc3339,
 };
 use super::{
     DeleteChunk, FlowQuery, Index, IndexError, JobChunk, JobProgress, ObjectRow, ObjectState,

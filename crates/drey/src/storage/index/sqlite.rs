@@ -13,7 +13,8 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{
-    SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json, unix_ns_to_rfc3339,
+    ObjectJson, SegmentJson, impl_index, new_version, parse_id, parse_json, pick, to_json,
+    unix_ns_to_rfc3339,
 };
 use super::{
     DeleteChunk, FlowQuery, Index, IndexError, JobChunk, JobProgress, ObjectRow, ObjectState,
@@ -44,7 +45,10 @@ const CHECKPOINT_ANYWAY: Duration = Duration::from_secs(30);
 /// reader still needs and never blocks the writer or the readers. Skipped while the WAL
 /// file (`wal`) is unchanged: an idle server's checkpoints were most of its idle CPU.
 async fn checkpoint_forever(pool: SqlitePool, wal: std::path::PathBuf) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + CHECKPOINT_EVERY,
+        CHECKPOINT_EVERY,
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen: Option<std::time::SystemTime> = None;
     let mut last = tokio::time::Instant::now();
@@ -88,13 +92,14 @@ impl SqliteIndex {
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         // A checkpoint that waits a second or two for the disk is expected under load:
         // said at debug level, not as a slow-statement warning.
+        // Opened at its first use, half a second in: a short-lived process (`drey export`)
+        // never pays for a connection it would not use.
         let checkpoint = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(
+            .connect_lazy_with(
                 opts.clone()
                     .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1)),
-            )
-            .await?;
+            );
         let mut wal = opts.get_filename().as_os_str().to_owned();
         wal.push("-wal");
         let _checkpointer = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
