@@ -3,7 +3,8 @@
 //! messages take). Never panic; segments are whole TS packets with positive, contiguous
 //! timeranges, and every MP4 segment is a `moof` then an `mdat` whose sizes add up. The
 //! sample tables the segmenter gives with each segment must be exactly what the demuxers
-//! read back from it (a differential check of `samples::TsTables`).
+//! read back from it (a differential check of `samples::TsTables`), and MP4 export's direct
+//! demux path must give the plain path's sample bytes for it.
 //! Seed: testdata/small.flv.
 #![no_main]
 
@@ -46,6 +47,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(moof + mdat, m.data.len());
         assert_eq!(&m.init[4..8], b"ftyp");
         assert_eq!(s.ts_tables.clone(), Some(samples::from_ts(&s.ts, false)));
+        // MP4 export's direct path on drey's own layout gives the plain path's bytes.
+        assert_eq!(
+            samples::from_ts(&s.ts, true),
+            samples::from_ts_gathered(&s.ts, Vec::new(), Vec::new())
+        );
         let read = Init::parse(&m.init).and_then(|i| samples::from_fmp4(&i, &m.data, false));
         assert_eq!(m.tables.clone(), Some(read));
     }
