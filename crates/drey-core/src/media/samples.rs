@@ -325,13 +325,13 @@ fn direct_start(payload: &[u8]) -> Option<(Option<i64>, Option<i64>, &[u8])> {
     Some((pts, dts, rest))
 }
 
-/// Turns the Annex B access unit at `data[start..]` into length-prefixed NAL units where
-/// it lies, when its layout allows: every NAL unit behind a four-byte start code that
-/// directly follows the unit before (no trailing zeros between them), none empty and none
-/// an access unit delimiter. The four start-code bytes then become the unit's length, and
-/// the bytes are what [`video_au`] would write. Gives the units as (start, end) in
-/// `units` (relative to `start`) and the access unit's new length, or `None` with `data`
-/// untouched when the layout needs [`video_au`].
+/// Turns the Annex B access unit in `data` into length-prefixed NAL units where it lies,
+/// when its layout allows: every NAL unit behind a four-byte start code that directly
+/// follows the unit before (no trailing zeros between them), none empty and none an
+/// access unit delimiter. The four start-code bytes then become the unit's length, and
+/// the bytes are what [`video_au`] would write. Gives the units as (start, end) offsets
+/// in `data` in `units`, and the access unit's new length (trailing zeros of the last unit
+/// dropped), or `None` with `data` untouched when the layout needs [`video_au`].
 fn length_prefix_in_place(data: &mut [u8], units: &mut Vec<(usize, usize)>) -> Option<usize> {
     units.clear();
     let mut at: Option<usize> = None;
