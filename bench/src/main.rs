@@ -364,19 +364,17 @@ fn demux(files: &[std::path::PathBuf], rounds: usize, passes: usize) -> anyhow::
         }
         Ok(total as f64 / t.elapsed().as_secs_f64() / 1e6)
     };
-    let (mut db, mut gb) = Default::default();
-    let mut direct = || run(false, &mut db);
-    let mut gathered = || run(true, &mut gb);
+    // Each path keeps its own buffers.
+    let mut bufs = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
     println!("| round | direct MB/s | gathered MB/s | direct / gathered |");
     println!("|---|---|---|---|");
     for r in 1..=rounds {
-        let (d, g) = if r % 2 == 1 {
-            let d = direct()?;
-            (d, gathered()?)
-        } else {
-            let g = gathered()?;
-            (direct()?, g)
-        };
+        // Which goes first alternates.
+        let mut mbps = [0.0; 2];
+        for p in [r % 2, 1 - r % 2] {
+            mbps[p] = run(p == 1, &mut bufs[p])?;
+        }
+        let [d, g] = mbps;
         println!("| {r} | {d:.0} | {g:.0} | {:.2} |", d / g);
     }
     Ok(())

@@ -242,14 +242,10 @@ fn video_au(
     let mut size = 0usize;
     let mut sync = false;
     for nal in annex_b(payload) {
-        let t = nal[0] & 0x1f;
-        match t {
-            NAL_AUD => continue,
-            NAL_SPS if v.sps.is_none() => v.sps = Some(nal.to_vec()),
-            NAL_PPS if v.pps.is_none() => v.pps = Some(nal.to_vec()),
-            NAL_IDR => sync = true,
-            _ => {}
+        if nal[0] & 0x1f == NAL_AUD {
+            continue;
         }
+        sync |= note_nal(&mut v.sps, &mut v.pps, nal);
         let len = u32::try_from(nal.len()).map_err(|_| bad("MPEG-TS", "NAL unit over 4 GiB"))?;
         if with_data {
             v.data.extend_from_slice(&len.to_be_bytes());
@@ -258,6 +254,17 @@ fn video_au(
         size += 4 + nal.len();
     }
     push_au(v, clock, pts, dts, size, sync, before)
+}
+
+/// Keeps the first SPS and PPS of the segment; true for an IDR slice (a sync sample).
+fn note_nal(sps: &mut Option<Vec<u8>>, pps: &mut Option<Vec<u8>>, nal: &[u8]) -> bool {
+    match nal[0] & 0x1f {
+        NAL_SPS if sps.is_none() => *sps = Some(nal.to_vec()),
+        NAL_PPS if pps.is_none() => *pps = Some(nal.to_vec()),
+        NAL_IDR => return true,
+        _ => {}
+    }
+    false
 }
 
 /// Adds an access unit of `size` bytes (as written to `v.data` from `before` on) to the
@@ -386,13 +393,7 @@ fn video_direct(
     v.data.truncate(d.start + len);
     let mut sync = false;
     for &(s, e) in units.iter() {
-        let nal = &v.data[d.start + s..d.start + e];
-        match nal[0] & 0x1f {
-            NAL_SPS if v.sps.is_none() => v.sps = Some(nal.to_vec()),
-            NAL_PPS if v.pps.is_none() => v.pps = Some(nal.to_vec()),
-            NAL_IDR => sync = true,
-            _ => {}
-        }
+        sync |= note_nal(&mut v.sps, &mut v.pps, &v.data[d.start + s..d.start + e]);
     }
     push_au(v, clock, d.pts, d.dts, len, sync, d.start)
 }

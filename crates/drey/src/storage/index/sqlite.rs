@@ -90,10 +90,9 @@ impl SqliteIndex {
             ))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        // A checkpoint that waits a second or two for the disk is expected under load:
-        // said at debug level, not as a slow-statement warning.
-        // Opened at its first use, half a second in: a short-lived process (`drey export`)
-        // never pays for a connection it would not use.
+        // Connected at its first use, half a second in: a short-lived process (`drey
+        // export`) never opens it. A checkpoint that waits a second or two for the disk is
+        // expected under load: said at debug level, not as a slow-statement warning.
         let checkpoint = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(
