@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use common::{Backend, Drey, free_port};
+use common::{Backend, Drey};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
@@ -20,8 +20,20 @@ struct Received {
     body: String,
 }
 
-/// A webhook receiver on `port`: records every POST and answers 200.
-async fn receiver(port: u16) -> (Arc<Mutex<Vec<Received>>>, tokio::task::JoinHandle<()>) {
+/// A port of the test's own, bound but not listening: connections to it are refused until
+/// `receiver` listens on it, and no other socket (another test's server, an outgoing
+/// connection's ephemeral port) can take it meanwhile.
+fn reserve_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+/// A webhook receiver on a reserved port: records every POST and answers 200.
+async fn receiver(
+    socket: tokio::net::TcpSocket,
+) -> (Arc<Mutex<Vec<Received>>>, tokio::task::JoinHandle<()>) {
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let app = axum::Router::new().route(
         "/{*path}",
@@ -37,9 +49,7 @@ async fn receiver(port: u16) -> (Arc<Mutex<Vec<Received>>>, tokio::task::JoinHan
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let listener = socket.listen(1024).unwrap();
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -88,7 +98,7 @@ async fn receiver_down_for_30s_gets_every_event_in_order(backend: Backend) {
         return;
     };
     let http = reqwest::Client::new();
-    let port = free_port();
+    let (reserved, port) = reserve_port();
     let started = Instant::now();
     let all = [
         "flows/created",
@@ -156,7 +166,7 @@ async fn receiver_down_for_30s_gets_every_event_in_order(backend: Backend) {
     // Down for 30 s in all; then it comes up on the same port.
     let down = Duration::from_secs(30).saturating_sub(started.elapsed());
     tokio::time::sleep(down).await;
-    let (got, _server) = receiver(port).await;
+    let (got, _server) = receiver(reserved).await;
     let want_a = [
         "flows/created",
         "flows/segments_added",

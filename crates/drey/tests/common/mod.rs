@@ -23,6 +23,48 @@ pub struct Drey {
     env: Vec<(String, String)>,
 }
 
+/// The length of an instance's log so far (0 before it has one).
+fn log_len(dir: &std::path::Path) -> usize {
+    std::fs::metadata(dir.join("drey.log")).map_or(0, |m| m.len() as usize)
+}
+
+/// Waits until a just-spawned instance's own process says it is ready (so the port is its
+/// own, not another instance's) and answers `/service`. `Err` with what it logged after
+/// byte `logged` when the process exits first.
+async fn wait_ready(
+    child: &mut Child,
+    port: u16,
+    dir: &std::path::Path,
+    logged: usize,
+) -> Result<(), String> {
+    let said = || {
+        let log = std::fs::read_to_string(dir.join("drey.log")).unwrap_or_default();
+        log.get(logged..).unwrap_or_default().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = reqwest::Client::new();
+    loop {
+        if said().contains("drey ready")
+            && let Ok(r) = client
+                .get(format!("http://127.0.0.1:{port}/service"))
+                .send()
+                .await
+            && r.status() == 200
+        {
+            return Ok(());
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(said());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drey did not become ready: {}",
+            said()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -56,27 +98,39 @@ impl Drey {
         Self::start_with_env(config, &[]).await
     }
 
-    /// Starts an instance with this configuration and extra environment variables.
+    /// Starts an instance with this configuration and extra environment variables. The
+    /// ports come from `free_port`, so another test's instance, or an outgoing connection's
+    /// ephemeral port, can take one before drey binds it: a start that fails to bind is
+    /// tried again on new ports.
     pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Drey {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let rtmp_port = free_port();
         std::fs::write(dir.path().join("drey.toml"), config).unwrap();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let child = Self::spawn(dir.path(), port, rtmp_port, &env);
-        let d = Drey {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            rtmp_port,
-            dir,
-            env,
-        };
-        d.wait_ready().await;
-        d
+        for _ in 0..20 {
+            let (port, rtmp_port) = (free_port(), free_port());
+            let logged = log_len(dir.path());
+            let mut child = Self::spawn(dir.path(), port, rtmp_port, &env);
+            match wait_ready(&mut child, port, dir.path(), logged).await {
+                Ok(()) => {
+                    return Drey {
+                        child,
+                        base: format!("http://127.0.0.1:{port}"),
+                        port,
+                        rtmp_port,
+                        dir,
+                        env,
+                    };
+                }
+                Err(said) => assert!(
+                    said.contains("Address already in use"),
+                    "drey exited at start: {said}"
+                ),
+            }
+        }
+        panic!("drey found no free ports in 20 tries");
     }
 
     /// The RTMP publish URL of a stream key on this instance.
@@ -138,24 +192,6 @@ impl Drey {
             .expect("spawn drey")
     }
 
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{}/service", self.base)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "drey did not become ready: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// Kills the process with SIGKILL (no shutdown of any kind).
     pub fn kill_9(&mut self) {
         let _ = self.child.kill();
@@ -168,30 +204,14 @@ impl Drey {
     /// is tried again.
     pub async fn restart(&mut self) {
         for _ in 0..20 {
-            let logged = self.log().len();
+            let logged = log_len(self.dir.path());
             self.child = Self::spawn(self.dir.path(), self.port, self.rtmp_port, &self.env);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let client = reqwest::Client::new();
-            loop {
-                if let Ok(r) = client.get(format!("{}/service", self.base)).send().await
-                    && r.status() == 200
-                {
-                    return;
-                }
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    let said = self.log().get(logged..).unwrap_or_default().to_owned();
-                    assert!(
-                        said.contains("Address already in use"),
-                        "drey exited on restart: {said}"
-                    );
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "drey did not become ready: {}",
-                    self.log()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            match wait_ready(&mut self.child, self.port, self.dir.path(), logged).await {
+                Ok(()) => return,
+                Err(said) => assert!(
+                    said.contains("Address already in use"),
+                    "drey exited on restart: {said}"
+                ),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
