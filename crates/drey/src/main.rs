@@ -47,12 +47,17 @@ const MMAP_THRESHOLD: libc::c_int = 128 << 10;
 
 /// Fixes glibc's mmap threshold. Left dynamic, it rises to the largest block freed so
 /// far (a 560 KB segment buffer, say), after which such blocks come from the threads'
-/// heaps and fragment them: the peak RSS of a `drey export` from S3 grew by 3.5 MB
-/// between a 1- and a 10-minute span and by 6.3 MB to 30 minutes; fixed, by 2.0 and
+/// heaps and fragment them: the peak RSS of a `drey export` from S3 grew by 4.1 MB
+/// between a 1- and a 10-minute span and by 6.6 MB to 30 minutes; fixed, by 2.1 and
 /// 2.3 MB (docs/benchmarks.md, "Sixth export run"). Segment buffers are recycled
 /// (`storage::buffers`), so their pages are not mapped again for every read.
+/// An operator's own setting (`MALLOC_MMAP_THRESHOLD_`, or the glibc tunable) wins.
 #[allow(unsafe_code)]
 fn tune_allocator() {
+    let tunable = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold"));
+    if tunable || std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: called first thing in main, before any other thread exists.
     unsafe {
