@@ -22,7 +22,12 @@ H.264 + AAC clip, ~560 KB each), then in one run:
 alternating raw/drey --rounds times (2) and reporting MB/s and the drey/raw ratio; and the peak RSS of
 `drey export` (direct from the store, TS and MP4) for a 1-minute and a 10-minute span.
 
-Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME]
+With --cold, every reader of the local directory starts with the 300 objects evicted from
+the page cache (posix_fadvise DONTNEED after a sync; no root needed): the export of a
+recorded span that is no longer in memory, read from the disk. Without it (the default)
+every reader finds them cached, and the raw reader runs at memory speed.
+
+Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold]
 Needs: ffmpeg, curl, nginx (Debian `nginx`); boto3 for S3.
 """
 import argparse, concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, time
@@ -47,7 +52,9 @@ def start(drey, work, name, objects=None):
     return p, port, data
 
 
-def timed(fn):
+def timed(fn, before=lambda: None):
+    """Runs `fn` (after `before`, untimed); returns its result and the seconds it took."""
+    before()
     t = time.perf_counter()
     n = fn()
     return n, time.perf_counter() - t
@@ -116,6 +123,16 @@ def start_nginx(root, work):
     return p, port
 
 
+def evict(paths):
+    """Drops `paths` from the page cache (clean pages only: sync first)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def peak_rss_kb(cmd):
     """Peak RSS of a command, from its own VmHWM polled until it exits (wait4's
     ru_maxrss would include this Python process's size at fork time)."""
@@ -141,6 +158,8 @@ def main():
     ap.add_argument("--bucket", default=None, help="S3 bucket (endpoint/keys from AWS_*)")
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of every reader in turn (at least 2: the first MP4 one is the first export)")
+    ap.add_argument("--cold", action="store_true",
+                    help="local directory: evict the objects from the page cache before every reader")
     ap.add_argument("--long-minutes", type=int, default=0,
                     help="also measure export peak RSS for a span this long (the flow grows)")
     a = ap.parse_args()
@@ -178,6 +197,10 @@ def main():
                 def read_one(oid):
                     with open(os.path.join(root, oid), "rb") as f:
                         return len(f.read())
+                if a.cold:
+                    os.sync()
+                    paths = [os.path.join(root, oid) for oid in ids]
+                    cold = lambda: evict(paths)
                 ng, ng_port = start_nginx(root, work)
                 procs.append(ng)
                 ng_urls = [f"http://127.0.0.1:{ng_port}/{oid}" for oid in ids]
@@ -212,27 +235,29 @@ def main():
                                stderr=subprocess.DEVNULL, check=True)
                 return total
 
+            if objects is not None or not a.cold:
+                cold = lambda: None
             runs = {"raw": [], "drey": [], "drey_cli": [], "drey_mp4": [], "drey_cli_mp4": []}
             runs.update({k: [] for k in extra})
             mp4_url = url + "&format=mp4"
             for _ in range(a.rounds):
-                n, s = timed(raw)
+                n, s = timed(raw, cold)
                 assert n == total, (n, total)
                 runs["raw"].append(n / s / 1e6)
                 for k, fn in extra.items():
-                    n, s = timed(fn)
+                    n, s = timed(fn, cold)
                     assert n == total, (k, n, total)
                     runs[k].append(n / s / 1e6)
-                n, s = timed(lambda: drey_download(url))
+                n, s = timed(lambda: drey_download(url), cold)
                 assert n == total, (n, total)
                 runs["drey"].append(n / s / 1e6)
-                n, s = timed(direct)
+                n, s = timed(direct, cold)
                 assert n == total, (n, total)
                 runs["drey_cli"].append(n / s / 1e6)
-                n, s = timed(lambda: drey_download(mp4_url))
+                n, s = timed(lambda: drey_download(mp4_url), cold)
                 assert n > total * 0.9, (n, total)
                 runs["drey_mp4"].append(total / s / 1e6)
-                n, s = timed(direct_mp4)
+                n, s = timed(direct_mp4, cold)
                 runs["drey_cli_mp4"].append(n / s / 1e6)
             best = {k: max(v) for k, v in runs.items()}
             # The demanding denominator: the fastest raw reader of each round.
