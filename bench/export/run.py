@@ -27,7 +27,12 @@ the page cache (posix_fadvise DONTNEED after a sync; no root needed): the export
 recorded span that is no longer in memory, read from the disk. Without it (the default)
 every reader finds them cached, and the raw reader runs at memory speed.
 
-Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold]
+With --tams-tables, drey runs with `tams_sample_tables = true`: after registering the
+segments the script waits until the background worker has kept every segment's sample
+tables (and reports how long that took, `tables_kept_s`), so "MP4 first" is the first
+export of a span whose tables are in the index.
+
+Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold] [--tams-tables]
 Needs: ffmpeg, curl, nginx (Debian `nginx`); boto3 for S3.
 """
 import argparse, concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, time
@@ -40,10 +45,14 @@ READ_AHEAD = 8
 SEG_NS = 2_000_000_000
 
 
-def start(drey, work, name, objects=None):
+def start(drey, work, name, objects=None, config=""):
     port = hls.free_port()
     data = os.path.join(work, name)
-    cmd = [drey, "serve", "--data-dir", data, "--http", f"127.0.0.1:{port}", "--rtmp", "off"]
+    conf = os.path.join(work, f"{name}.toml")
+    with open(conf, "w") as f:
+        f.write(config)
+    cmd = [drey, "serve", "--config", conf, "--data-dir", data, "--http", f"127.0.0.1:{port}",
+           "--rtmp", "off"]
     if objects:
         cmd += ["--objects", objects]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
@@ -123,6 +132,15 @@ def start_nginx(root, work):
     return p, port
 
 
+def metric(port, name):
+    """The value of one metric line of drey's /metrics (0 when absent)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def evict(paths):
     """Drops `paths` from the page cache (clean pages only: sync first)."""
     for path in paths:
@@ -160,6 +178,8 @@ def main():
                     help="rounds of every reader in turn (at least 2: the first MP4 one is the first export)")
     ap.add_argument("--cold", action="store_true",
                     help="local directory: evict the objects from the page cache before every reader")
+    ap.add_argument("--tams-tables", action="store_true",
+                    help="tams_sample_tables = true, and wait for the tables before reading")
     ap.add_argument("--long-minutes", type=int, default=0,
                     help="also measure export peak RSS for a span this long (the flow grows)")
     a = ap.parse_args()
@@ -176,7 +196,8 @@ def main():
         if a.bucket and os.environ.get("AWS_ENDPOINT_URL"):
             backends.append(("rgw", f"s3://{a.bucket}"))
         for name, objects in backends:
-            p, port, data = start(drey, work, name, objects)
+            config = "tams_sample_tables = true\n" if a.tams_tables else ""
+            p, port, data = start(drey, work, name, objects, config)
             procs.append(p)
             api = hls.Api(port)
             flow = api.flow(f"export-{name}")
@@ -184,7 +205,15 @@ def main():
             segs = [blobs[i % len(blobs)] for i in range(n_segs)]
             all_ids = api.upload(flow, segs)
             t0 = 1_900_000_000 * 10**9
+            registered = time.perf_counter()
             api.register(flow, all_ids, t0, [SEG_NS] * len(all_ids))
+            tables_kept_s = None
+            if a.tams_tables:
+                kept = 'drey_segments_sample_tables_total{result="kept"}'
+                while metric(port, kept) < len(all_ids):
+                    assert time.perf_counter() - registered < 300, "tables not kept in 300 s"
+                    time.sleep(0.01)
+                tables_kept_s = round(time.perf_counter() - registered, 3)
             ids = all_ids[:300]  # the 10-minute span every reader below reads
             total = sum(map(len, segs[:300]))
             span10 = f"[{t0 // 10**9}:0_{t0 // 10**9 + 600}:0)"
@@ -279,6 +308,7 @@ def main():
                 os.remove(out)
             results[name] = {
                 "bytes": total,
+                "tables_kept_s": tables_kept_s,
                 "raw_MBps": [round(x, 1) for x in runs["raw"]],
                 "drey_MBps": [round(x, 1) for x in runs["drey"]],
                 "drey_cli_MBps": [round(x, 1) for x in runs["drey_cli"]],

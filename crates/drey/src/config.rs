@@ -109,6 +109,10 @@ pub struct FileConfig {
     pub rtmp_sample_tables: Option<bool>,
     /// Segment formats of live ingest, each a flow: `["ts"]` (default), `["fmp4"]` or both.
     pub rtmp_outputs: Option<Vec<String>>,
+    /// Keep the MP4 sample tables of segments registered through the TAMS API (default
+    /// false): a background worker reads each new segment once for them, so the first MP4
+    /// export of the span reads each segment once, not twice; index as `rtmp_sample_tables`.
+    pub tams_sample_tables: Option<bool>,
     /// Segments in a live HLS playlist (sliding window).
     pub hls_live_segments: Option<usize>,
     /// Segment URIs in playlists: `drey` (served by drey's /media) or `presigned`
@@ -293,6 +297,9 @@ impl ServeConfig {
         }
         if let Some(n) = file.max_body_bytes {
             service.max_body_bytes = n;
+        }
+        if let Some(b) = file.tams_sample_tables {
+            service.tams_sample_tables = b;
         }
         if let Some(n) = file.export_read_ahead {
             service.export_read_ahead = n.clamp(1, 256);

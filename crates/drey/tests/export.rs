@@ -473,6 +473,8 @@ async fn export_mp4(backend: Backend) {
 async fn separate_flows_make_one_mp4() {
     let d = Drey::start_with_config("").await;
     let (source, _, _) = separate_av_flows(&d).await;
+    // Off by default: nothing reads registered segments for their tables.
+    assert_eq!(metric(&d, "drey_segments_sample_tables_total").await, 0.0);
     let dir = tempfile::tempdir().unwrap();
     let r = get(
         &d.url(&format!("/sources/{source}/download?format=mp4")),
@@ -558,8 +560,104 @@ async fn long_spans_export_right() {
     assert_eq!(r.status(), 404);
 }
 
+/// With `tams_sample_tables`, segments a TAMS client registers get their MP4 sample tables
+/// in the background: the first MP4 export of each flow (MPEG-TS and fMP4 segments) plans
+/// from the index, reads no segment for them, and decodes right. A segment that is not
+/// media is counted and registered all the same.
+async fn registered_segments_get_tables(backend: Backend) {
+    let Some(d) = Drey::start(backend, "tams_sample_tables = true").await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let new_flow = |container: &'static str| {
+        let (http, d) = (&http, &d);
+        async move {
+            let flow = uuid::Uuid::new_v4();
+            let r = http
+                .put(d.url(&format!("/flows/{flow}")))
+                .json(&json!({"id": flow, "source_id": uuid::Uuid::new_v4(),
+                    "format": "urn:x-nmos:format:multi", "container": container}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            flow
+        }
+    };
+    let kept = r#"drey_segments_sample_tables_total{result="kept"}"#;
+    let unreadable = r#"drey_segments_sample_tables_total{result="unreadable"}"#;
+    let from = |f: &str| format!("drey_export_sample_tables_total{{from=\"{f}\"}}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut want_kept = 0.0;
+    for fmp4 in [false, true] {
+        let container = if fmp4 { "video/mp4" } else { "video/mp2t" };
+        let flow = new_flow(container).await;
+        let work = tempfile::tempdir().unwrap();
+        let (init, files) = encode_segments(work.path(), 8, Streams::Both, fmp4);
+        let durations = ffmpeg_durations(work.path());
+        let init_id = match &init {
+            Some(p) => Some(upload(&http, &d, &flow.to_string(), &[p]).await.remove(0)),
+            None => None,
+        };
+        let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let ids = upload(&http, &d, &flow.to_string(), &paths).await;
+        register_contiguous(&http, &d, flow, &ids, &durations, init_id.as_deref()).await;
+        want_kept += ids.len() as f64;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while metric(&d, kept).await < want_kept && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            metric(&d, kept).await,
+            want_kept,
+            "{container}: tables kept"
+        );
+        let (index0, segment0) = (
+            metric(&d, &from("index")).await,
+            metric(&d, &from("segment")).await,
+        );
+        let r = get(&d.url(&format!("/flows/{flow}/download?format=mp4")), None).await;
+        assert_eq!(r.status(), 200, "{container}");
+        assert_eq!(
+            (
+                metric(&d, &from("index")).await - index0,
+                metric(&d, &from("segment")).await - segment0
+            ),
+            (ids.len() as f64, 0.0),
+            "{container}: the first export's tables, from the index and from segments"
+        );
+        let p = probe_bytes(
+            dir.path(),
+            &format!("{fmp4}.mp4"),
+            &r.bytes().await.unwrap(),
+        );
+        assert!(
+            (p.duration - 8.0).abs() < 0.05,
+            "{container}: {}",
+            p.duration
+        );
+        assert_eq!(p.video_frames, 200, "{container}");
+    }
+    // Bytes that are not MPEG-TS: registered (TAMS does not look inside objects), and
+    // counted as unreadable; the export then says what is wrong with it.
+    let flow = new_flow("video/mp2t").await;
+    let junk = dir.path().join("junk.ts");
+    std::fs::write(&junk, "not an MPEG-TS segment\n".repeat(200)).unwrap();
+    let ids = upload(&http, &d, &flow.to_string(), &[junk.as_path()]).await;
+    register_contiguous(&http, &d, flow, &ids, &[2.0], None).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while metric(&d, unreadable).await < 1.0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&d, unreadable).await, 1.0);
+    assert_eq!(metric(&d, kept).await, want_kept);
+    let r = get(&d.url(&format!("/flows/{flow}/download?format=mp4")), None).await;
+    assert_eq!(r.status(), 415, "junk segment");
+}
+
 both_backends! {
     spans => super::export_spans;
     gaps => super::export_reports_gaps;
     mp4 => super::export_mp4;
+    registered_tables => super::registered_segments_get_tables;
 }

@@ -47,6 +47,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop.clone(),
     );
     let delete_task = spawn_delete_worker(state.clone(), stop.clone());
+    let prepare_task = if state.cfg.tams_sample_tables {
+        let (prepare, task) = crate::packaging::prepare::Prepare::spawn(
+            index.clone(),
+            objects.clone(),
+            state.mp4_tables.clone(),
+            stop.clone(),
+        );
+        state.prepare = Some(prepare);
+        Some(task)
+    } else {
+        None
+    };
     let webhook_task = crate::webhooks::deliver::spawn(webhooks, stop.clone())?;
 
     // Live ingest stops taking media on the first signal (`ingest_stop`), then its
@@ -151,6 +163,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = delete_task.await;
         let _ = webhook_task.await;
         let _ = sweeper.await;
+        if let Some(t) = prepare_task {
+            let _ = t.await;
+        }
     })
     .await;
     Ok(())

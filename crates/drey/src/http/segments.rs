@@ -234,7 +234,7 @@ pub async fn post(
     Path(raw_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (id, _) = super::flows::writable_media_flow(&st, &raw_id).await?;
+    let (id, container) = super::flows::writable_media_flow(&st, &raw_id).await?;
     let value: serde_json::Value = super::query::json_body(&body)?;
     let (items, single) = match value {
         serde_json::Value::Array(a) => (a, false),
@@ -295,10 +295,10 @@ pub async fn post(
             .index
             .register_segments(id, &batch, unix_now_ns())
             .await?;
-        let mut stored = 0u64;
+        let mut stored = Vec::with_capacity(valid.len());
         for (p, v) in valid.iter().zip(verdicts) {
             match v {
-                Ok(()) => stored += 1,
+                Ok(()) => stored.push((p.object_id.clone(), p.init_object_id.clone())),
                 Err(r) => {
                     let e = ApiError::bad(r.field(), r.to_string());
                     errors.push(failed(&p.object_id, Some(p.timerange), &e));
@@ -306,9 +306,12 @@ pub async fn post(
                 }
             }
         }
-        metrics::counter!("drey_segments_registered_total").increment(stored);
-        if stored > 0 {
+        metrics::counter!("drey_segments_registered_total").increment(stored.len() as u64);
+        if !stored.is_empty() {
             st.events.changed(id);
+            if let Some(prepare) = &st.prepare {
+                prepare.queue(&container, stored);
+            }
         }
     }
 

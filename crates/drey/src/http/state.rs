@@ -41,6 +41,9 @@ pub struct ServiceConfig {
     pub export_read_ahead: usize,
     /// Most segments one export may span.
     pub export_max_segments: usize,
+    /// Keep the MP4 sample tables of segments registered through the API (read in the
+    /// background, see `packaging::prepare`).
+    pub tams_sample_tables: bool,
     /// What requests without credentials may do.
     pub anonymous: crate::auth::Anonymous,
 }
@@ -62,6 +65,7 @@ impl Default for ServiceConfig {
             hls: HlsConfig::default(),
             export_read_ahead: 8,
             export_max_segments: 100_000,
+            tams_sample_tables: false,
             anonymous: crate::auth::Anonymous::ReadWrite,
         }
     }
@@ -85,6 +89,9 @@ pub struct AppState {
     pub stored_objects: Arc<super::media::StoredObjects>,
     /// Sample tables of segments, for MP4 exports.
     pub mp4_tables: Arc<crate::packaging::mp4::Tables>,
+    /// The queue of registered segments whose sample tables are made in the background
+    /// (`tams_sample_tables`); `None` when off.
+    pub prepare: Option<Arc<crate::packaging::prepare::Prepare>>,
     /// Where publishers reach this server's RTMP ingest (`rtmp://HOST:PORT/live/`), for
     /// the web UI; `None` when RTMP is off.
     pub rtmp_url: Option<String>,
@@ -117,6 +124,7 @@ impl AppState {
             hls,
             stored_objects: Arc::default(),
             mp4_tables: Arc::default(),
+            prepare: None,
             rtmp_url: None,
             keys: Arc::default(),
             rtmp_tokens_required: false,

@@ -1,10 +1,13 @@
 //! Packaging: turning indexed segments into what players and tools read. `hls` writes
 //! playlists from the index on request (nothing is written to the object store); `export`
-//! plans and streams one TS file for a span, `mp4` one progressive MP4. Segments themselves are served as stored.
+//! plans and streams one TS file for a span, `mp4` one progressive MP4, and `prepare` keeps
+//! the MP4 sample tables of segments TAMS clients register. Segments themselves are served
+//! as stored.
 
 pub mod export;
 pub mod hls;
 pub mod mp4;
+pub mod prepare;
 
 use drey_core::{Id, TimeRange};
 

@@ -36,24 +36,34 @@ const LAYOUT: &str = "mp4-1";
 const CACHE_SAMPLES: usize = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Container {
+pub(super) enum Container {
     Ts,
     Fmp4,
 }
 
+impl Container {
+    /// The segment container an MP4 export reads, from a flow's `container` media type.
+    pub(super) fn of(media_type: &str) -> Option<Container> {
+        match media_type {
+            "video/mp2t" => Some(Container::Ts),
+            "video/mp4" | "audio/mp4" => Some(Container::Fmp4),
+            _ => None,
+        }
+    }
+}
+
 fn container(f: &Flow) -> Result<Container, PackagingError> {
-    match f.container.as_ref().map(|c| c.as_str()) {
-        Some("video/mp2t") => Ok(Container::Ts),
-        Some("video/mp4" | "audio/mp4") => Ok(Container::Fmp4),
-        other => Err(PackagingError::Unsupported {
+    let media_type = f.container.as_ref().map(|c| c.as_str());
+    media_type
+        .and_then(Container::of)
+        .ok_or_else(|| PackagingError::Unsupported {
             field: "container",
             message: format!(
                 "MP4 export reads MPEG-TS (video/mp2t) or fragmented MP4 (video/mp4, audio/mp4) segments; flow {} has container {}",
                 f.id,
-                other.unwrap_or("not set")
+                media_type.unwrap_or("not set")
             ),
-        }),
-    }
+        })
 }
 
 /// Sample tables of segment objects and parsed init objects, shared by all exports.
@@ -125,10 +135,10 @@ impl Tables {
 
 /// One segment in the plan: where its bytes are and how to read them.
 #[derive(Debug, Clone)]
-struct Seg {
-    object_id: String,
-    init_id: Option<String>,
-    container: Container,
+pub(super) struct Seg {
+    pub(super) object_id: String,
+    pub(super) init_id: Option<String>,
+    pub(super) container: Container,
 }
 
 /// The table cache's key of a segment object read through `init_id`.
@@ -188,7 +198,7 @@ async fn init_of(
 }
 
 /// Reads a segment: its tables only, or with its sample bytes.
-async fn read_segment(
+pub(super) async fn read_segment(
     tables: &Tables,
     objects: &Objects,
     seg: &Seg,
@@ -242,7 +252,7 @@ async fn tables_of(
 }
 
 /// Rows of the index's sample tables per statement.
-const TABLES_BATCH: usize = 500;
+pub(super) const TABLES_BATCH: usize = 500;
 
 /// Loads the index's kept tables of the segments not in memory into the memory cache;
 /// returns how many. Best effort: a row that cannot be fetched or decoded means the
