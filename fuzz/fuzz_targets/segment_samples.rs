@@ -2,6 +2,7 @@
 //! the MPEG-TS demuxer (PAT/PMT, PES, Annex B, ADTS), the fragmented MP4 readers (init
 //! segment, moof/traf/trun), and the progressive MP4 planner over what they return.
 //! Never panic; tables with and without data agree and sample sizes add up to the data;
+//! the fMP4 sample ranges an export slices by are, back to back, each track's data;
 //! the tables survive the index's encoding (`media::tables`), whose decoder also reads
 //! the raw input.
 //! Input: one mode byte (even: MPEG-TS; odd: fMP4), then the segment; for fMP4 a 2-byte
@@ -9,7 +10,9 @@
 #![no_main]
 
 use drey_core::media::mp4::{self, SegmentIn};
-use drey_core::media::samples::{Init, Samples, from_fmp4, from_ts, from_ts_gathered};
+use drey_core::media::samples::{
+    Init, Samples, fmp4_sample_ranges, from_fmp4, from_ts, from_ts_gathered,
+};
 use drey_core::media::tables;
 use libfuzzer_sys::fuzz_target;
 
@@ -62,5 +65,19 @@ fuzz_target!(|data: &[u8]| {
     let seg = &rest[2 + n..];
     if let (Ok(a), Ok(b)) = (from_fmp4(&init, seg, true), from_fmp4(&init, seg, false)) {
         check(&a, &b);
+    }
+    // The sample ranges an export slices fMP4 segments by: an error where the reader
+    // errs, else each track's data back to back.
+    match (from_fmp4(&init, seg, true), fmp4_sample_ranges(&init, seg)) {
+        (Ok(s), Ok(r)) => {
+            assert_eq!(s.tracks.len(), r.len());
+            for (t, (kind, ranges)) in s.tracks.iter().zip(r) {
+                assert_eq!(t.kind, kind);
+                let joined: Vec<u8> = ranges.iter().flat_map(|x| &seg[x.clone()]).copied().collect();
+                assert_eq!(joined, t.data);
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("{a:?} against {b:?}"),
     }
 });

@@ -4,6 +4,8 @@
 //! (length-prefixed NAL units, raw AAC frames). Sans-IO. Segments come from any TAMS
 //! client, so every size and offset is checked, and there is a fuzz target.
 
+use std::ops::Range;
+
 use super::MediaError;
 use super::aac::AacConfig;
 use super::avc::{AvcConfig, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
@@ -926,6 +928,53 @@ const FRAG: &str = "MP4 fragment";
 
 /// Reads the fragments (`moof` + `mdat`) of a segment through its initialisation segment.
 pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
+    let mut bytes: Vec<Vec<u8>> = vec![Vec::new(); init.tracks.len()];
+    let mut tracks = walk_fmp4(init, data, &mut |ti, at: Range<usize>| {
+        if with_data {
+            bytes[ti].extend_from_slice(&data[at]);
+        }
+    })?;
+    for (t, b) in tracks.iter_mut().zip(bytes) {
+        t.data = b;
+    }
+    tracks.retain(|t| !t.samples.is_empty());
+    for t in &mut tracks {
+        t.samples.shrink_to_fit();
+    }
+    Ok(Samples { tracks })
+}
+
+/// A track's kind and the byte ranges of a segment that hold its samples.
+pub type SampleRanges = (Kind, Vec<Range<usize>>);
+
+/// Where the sample bytes of each track lie in a fragmented MP4 segment: for the tracks
+/// [`from_fmp4`] gives, in its order, the byte ranges of the segment that, back to back,
+/// are that track's `data` (adjacent samples in one range). An export can send these
+/// slices of the segment as they are, instead of copying the samples out.
+pub fn fmp4_sample_ranges(init: &Init, data: &[u8]) -> Result<Vec<SampleRanges>, MediaError> {
+    let mut ranges: Vec<Vec<Range<usize>>> = vec![Vec::new(); init.tracks.len()];
+    let tracks = walk_fmp4(init, data, &mut |ti, at: Range<usize>| {
+        let r = &mut ranges[ti];
+        match r.last_mut() {
+            Some(last) if last.end == at.start => last.end = at.end,
+            _ => r.push(at),
+        }
+    })?;
+    Ok(tracks
+        .iter()
+        .zip(ranges)
+        .filter(|(t, _)| !t.samples.is_empty())
+        .map(|(t, r)| (t.kind, r))
+        .collect())
+}
+
+/// The fragments' sample tables, one track per track of `init` (empty ones included, no
+/// `data`); calls `on_sample` with each sample's track index and bytes in `data`, in order.
+fn walk_fmp4(
+    init: &Init,
+    data: &[u8],
+    on_sample: &mut dyn FnMut(usize, Range<usize>),
+) -> Result<Vec<Track>, MediaError> {
     let mut tracks: Vec<Track> = init
         .tracks
         .iter()
@@ -1057,9 +1106,7 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
                                 ),
                             )
                         })?;
-                    if with_data {
-                        t.data.extend_from_slice(&data[pos as usize..end as usize]);
-                    }
+                    on_sample(ti, pos as usize..end as usize);
                     t.samples.push(Timed {
                         dts,
                         cto,
@@ -1074,11 +1121,7 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
             prev_data_end = Some(pos);
         }
     }
-    tracks.retain(|t| !t.samples.is_empty());
-    for t in &mut tracks {
-        t.samples.shrink_to_fit();
-    }
-    Ok(Samples { tracks })
+    Ok(tracks)
 }
 
 #[cfg(test)]
@@ -1239,9 +1282,33 @@ mod tests {
         let t = from_fmp4(&init, &seg, false).unwrap();
         assert_eq!(t.tracks[0].samples, vt.samples);
         assert!(t.tracks[0].data.is_empty());
-        // Every truncation is an error or fewer samples, never a panic.
+        assert_ranges_agree(&init, &seg);
+        // Every truncation is an error or fewer samples, never a panic, and the sample
+        // ranges say the same.
         for cut in 0..seg.len() {
-            let _ = from_fmp4(&init, &seg[..cut], true);
+            assert_ranges_agree(&init, &seg[..cut]);
+        }
+    }
+
+    /// `fmp4_sample_ranges` fails where `from_fmp4` does, and otherwise its ranges, back to
+    /// back, are each track's data.
+    fn assert_ranges_agree(init: &Init, seg: &[u8]) {
+        match (from_fmp4(init, seg, true), fmp4_sample_ranges(init, seg)) {
+            (Ok(s), Ok(r)) => {
+                assert_eq!(s.tracks.len(), r.len());
+                for (t, (kind, ranges)) in s.tracks.iter().zip(r) {
+                    assert_eq!(t.kind, kind);
+                    let joined: Vec<u8> = ranges
+                        .iter()
+                        .flat_map(|x| &seg[x.clone()])
+                        .copied()
+                        .collect();
+                    assert_eq!(joined, t.data);
+                    assert!(ranges.windows(2).all(|w| w[0].end != w[1].start), "merged");
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            (a, b) => panic!("{a:?} against {b:?}"),
         }
     }
 
@@ -1265,6 +1332,7 @@ mod tests {
             let mp4 = s.mp4.as_ref().unwrap();
             let init = Init::parse(&mp4.init).unwrap();
             let from_mp4 = from_fmp4(&init, &mp4.data, true).unwrap();
+            assert_ranges_agree(&init, &mp4.data);
             let from_ts = from_ts(&s.ts, true).unwrap();
             assert_eq!(from_ts.tracks.len(), 2);
             let (tv, mv) = (

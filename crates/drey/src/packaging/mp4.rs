@@ -3,7 +3,8 @@
 //! cached per object, since objects never change), `drey_core::media::mp4` plans the whole
 //! file from them, so length, ETag and layout are known before the first byte; then the
 //! segments are fetched in parallel with bounded read-ahead, in order, and their samples
-//! streamed as the `mdat` chunks the plan placed. A byte range maps onto the header and
+//! streamed as the `mdat` chunks the plan placed (copied out of MPEG-TS packets; sliced,
+//! uncopied, out of fragmented MP4 segments). A byte range maps onto the header and
 //! the segments it covers.
 //!
 //! One multiplexed flow gives its video and audio tracks; a source's separate video and
@@ -560,36 +561,80 @@ pub fn stream(
     stream::iter(head.map(Ok)).chain(body).boxed()
 }
 
-/// One segment's planned chunks: the segment read and demuxed, its samples cut to `want`.
+/// Each track's sample bytes in a segment, as slices of buffers: pieces that, back to
+/// back, are the track's part of the `mdat`.
+type TrackBytes = Vec<(Kind, Vec<Bytes>)>;
+
+/// One segment's planned chunks: the segment read, its samples cut to `want`. An MPEG-TS
+/// segment is demuxed (the samples are copied out of the packets); a fragmented MP4
+/// segment's samples already are what the `mdat` wants, so its chunks are slices of the
+/// segment as read, not copies.
 async fn chunks_of(
     tables: Arc<Tables>,
     objects: Arc<Objects>,
     seg: Seg,
     want: Wanted,
 ) -> Result<stream::Iter<std::vec::IntoIter<Result<Bytes, ObjectError>>>, ObjectError> {
-    let s = read_segment(&tables, &objects, &seg, true)
+    let data = track_bytes(&tables, &objects, &seg)
         .await
         .map_err(|e| ObjectError::Body(e.to_string()))?;
-    let data: Vec<(Kind, Bytes)> = s
-        .tracks
-        .into_iter()
-        .map(|t| (t.kind, buffers::freeze(t.data)))
-        .collect();
     let mut out = Vec::with_capacity(want.len());
     for (kind, planned, r) in want {
-        let bytes = data
+        let pieces = data
             .iter()
             .find(|d| d.0 == kind)
-            .map(|d| d.1.clone())
+            .map(|d| d.1.as_slice())
             .unwrap_or_default();
-        if planned != bytes.len() as u64 {
+        let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        if planned != len {
             return Err(ObjectError::Body(format!(
-                "segment object {:?} gave {} bytes of {kind:?} samples where {planned} were planned",
+                "segment object {:?} gave {len} bytes of {kind:?} samples where {planned} were planned",
                 seg.object_id,
-                bytes.len()
             )));
         }
-        out.push(Ok(bytes.slice(r.start as usize..r.end as usize)));
+        // The pieces overlapping `r` (offsets within the chunk), cut to it.
+        let mut at = 0u64;
+        for p in pieces {
+            let (a, b) = (at, at + p.len() as u64);
+            at = b;
+            if a == b || b <= r.start || a >= r.end {
+                continue;
+            }
+            let from = r.start.max(a) - a;
+            let to = r.end.min(b) - a;
+            out.push(Ok(p.slice(from as usize..to as usize)));
+        }
     }
     Ok(stream::iter(out))
+}
+
+/// A segment's sample bytes per track, for streaming: demuxed from MPEG-TS, or sliced out
+/// of a fragmented MP4 segment where its `trun`s put them.
+async fn track_bytes(
+    tables: &Tables,
+    objects: &Objects,
+    seg: &Seg,
+) -> Result<TrackBytes, PackagingError> {
+    let init = match (&seg.container, &seg.init_id) {
+        (Container::Fmp4, Some(id)) => init_of(tables, objects, id).await?,
+        _ => {
+            let s = read_segment(tables, objects, seg, true).await?;
+            return Ok(s
+                .tracks
+                .into_iter()
+                .map(|t| (t.kind, vec![buffers::freeze(t.data)]))
+                .collect());
+        }
+    };
+    let id = seg.object_id.clone();
+    objects
+        .get_with(&seg.object_id, move |bytes| {
+            let ranges =
+                samples::fmp4_sample_ranges(&init, &bytes).map_err(|e| media_error(&id, e))?;
+            Ok(ranges
+                .into_iter()
+                .map(|(kind, rs)| (kind, rs.into_iter().map(|r| bytes.slice(r)).collect()))
+                .collect())
+        })
+        .await?
 }
