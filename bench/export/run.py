@@ -32,7 +32,11 @@ segments the script waits until the background worker has kept every segment's s
 tables (and reports how long that took, `tables_kept_s`), so "MP4 first" is the first
 export of a span whose tables are in the index.
 
-Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold] [--tams-tables]
+With --fmp4 the flow holds fragmented MP4 segments (the same clip, `video/mp4`, with an
+init object) instead of MPEG-TS, and only the MP4 exports run (a TS file is not made of
+fMP4 segments): the export path that sends slices of the segments instead of demuxing.
+
+Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold] [--tams-tables] [--fmp4]
 Needs: ffmpeg, curl, nginx (Debian `nginx`); boto3 for S3.
 """
 import argparse, concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, time
@@ -180,6 +184,8 @@ def main():
                     help="local directory: evict the objects from the page cache before every reader")
     ap.add_argument("--tams-tables", action="store_true",
                     help="tams_sample_tables = true, and wait for the tables before reading")
+    ap.add_argument("--fmp4", action="store_true",
+                    help="fragmented MP4 segments instead of MPEG-TS (MP4 exports only)")
     ap.add_argument("--long-minutes", type=int, default=0,
                     help="also measure export peak RSS for a span this long (the flow grows)")
     a = ap.parse_args()
@@ -190,7 +196,7 @@ def main():
     try:
         segdir = os.path.join(work, "segments")
         os.makedirs(segdir)
-        names = hls.make_segments(segdir)
+        names = hls.make_segments(segdir, a.fmp4)
         blobs = [open(os.path.join(segdir, n), "rb").read() for n in names]
         backends = [("local", None)]
         if a.bucket and os.environ.get("AWS_ENDPOINT_URL"):
@@ -200,13 +206,17 @@ def main():
             p, port, data = start(drey, work, name, objects, config)
             procs.append(p)
             api = hls.Api(port)
-            flow = api.flow(f"export-{name}")
+            flow = api.flow(f"export-{name}", "video/mp4" if a.fmp4 else "video/mp2t")
+            init_id = None
+            if a.fmp4:
+                with open(os.path.join(segdir, "init.mp4"), "rb") as f:
+                    init_id = api.upload(flow, [f.read()])[0]
             n_segs = max(300, a.long_minutes * 30)
             segs = [blobs[i % len(blobs)] for i in range(n_segs)]
             all_ids = api.upload(flow, segs)
             t0 = 1_900_000_000 * 10**9
             registered = time.perf_counter()
-            api.register(flow, all_ids, t0, [SEG_NS] * len(all_ids))
+            api.register(flow, all_ids, t0, [SEG_NS] * len(all_ids), init_id)
             tables_kept_s = None
             if a.tams_tables:
                 kept = 'drey_segments_sample_tables_total{result="kept"}'
@@ -277,18 +287,20 @@ def main():
                     n, s = timed(fn, cold)
                     assert n == total, (k, n, total)
                     runs[k].append(n / s / 1e6)
-                n, s = timed(lambda: drey_download(url), cold)
-                assert n == total, (n, total)
-                runs["drey"].append(n / s / 1e6)
-                n, s = timed(direct, cold)
-                assert n == total, (n, total)
-                runs["drey_cli"].append(n / s / 1e6)
+                if not a.fmp4:
+                    n, s = timed(lambda: drey_download(url), cold)
+                    assert n == total, (n, total)
+                    runs["drey"].append(n / s / 1e6)
+                    n, s = timed(direct, cold)
+                    assert n == total, (n, total)
+                    runs["drey_cli"].append(n / s / 1e6)
                 n, s = timed(lambda: drey_download(mp4_url), cold)
                 assert n > total * 0.9, (n, total)
                 runs["drey_mp4"].append(total / s / 1e6)
                 n, s = timed(direct_mp4, cold)
                 runs["drey_cli_mp4"].append(n / s / 1e6)
-            best = {k: max(v) for k, v in runs.items()}
+            best = {k: max(v) for k, v in runs.items() if v}
+            ratio = lambda k, to: round(best[k] / to, 3) if k in best else None
             # The demanding denominator: the fastest raw reader of each round.
             raw_best = [max(r, c) for r, c in zip(runs["raw"], runs.get("raw_curl", runs["raw"]))]
             rss = {}
@@ -298,6 +310,8 @@ def main():
                 m = a.long_minutes
                 span_long = f"[{t0 // 10**9}:0_{t0 // 10**9 + 60 * m}:0)"
                 spans += [(f"{m}min", span_long, "ts"), (f"mp4_{m}min", span_long, "mp4")]
+            if a.fmp4:
+                spans = [s for s in spans if s[2] == "mp4"]
             for label, span, fmt in spans:
                 out = os.path.join(work, f"{name}-{label}.{fmt}")
                 cmd = [drey, "export", flow, "--timerange", span, "-o", out, "-q",
@@ -313,17 +327,18 @@ def main():
                 "drey_MBps": [round(x, 1) for x in runs["drey"]],
                 "drey_cli_MBps": [round(x, 1) for x in runs["drey_cli"]],
                 **{f"{k}_MBps": [round(x, 1) for x in runs[k]] for k in extra},
-                "ratio_best": round(best["drey"] / max(raw_best), 3),
-                "ratio_cli_best": round(best["drey_cli"] / max(raw_best), 3),
-                **({"ratio_http_ref_best": round(best["http_ref"] / max(raw_best), 3),
-                    "ratio_drey_to_http_ref": round(best["drey"] / best["http_ref"], 3)}
+                "ratio_best": ratio("drey", max(raw_best)),
+                "ratio_cli_best": ratio("drey_cli", max(raw_best)),
+                **({"ratio_http_ref_best": ratio("http_ref", max(raw_best)),
+                    "ratio_drey_to_http_ref": ratio("drey", best["http_ref"])}
                    if "http_ref" in extra else {}),
                 "drey_mp4_MBps_first_warm": [round(x, 1) for x in runs["drey_mp4"]],
                 "ratio_mp4_first": round(runs["drey_mp4"][0] / raw_best[0], 3),
                 "ratio_mp4_warm": round(max(m / r for m, r in zip(runs["drey_mp4"][1:], raw_best[1:])), 3),
                 # Each reader against the round's faster raw reader, round by round.
                 "ratios_per_round": {k: [round(x / r, 3) for x, r in zip(runs[k], raw_best)]
-                                     for k in ("drey", "drey_cli", "drey_mp4", "drey_cli_mp4")},
+                                     for k in ("drey", "drey_cli", "drey_mp4", "drey_cli_mp4")
+                                     if runs[k]},
                 "drey_cli_mp4_MBps": [round(x, 1) for x in runs["drey_cli_mp4"]],
                 "ratio_cli_mp4_best": round(best["drey_cli_mp4"] / max(raw_best), 3),
                 "export_peak_rss_kb": rss,

@@ -61,11 +61,11 @@ class Api:
             sys.exit(f"{method} {path}: {r.status} {out[:300]!r}")
         return json.loads(out) if out and r.getheader("content-type", "").startswith("application/json") else out
 
-    def flow(self, label):
+    def flow(self, label, container="video/mp2t"):
         fid = str(uuid.uuid4())
         self.call("PUT", f"/flows/{fid}", {"id": fid, "source_id": str(uuid.uuid4()),
                                             "format": "urn:x-nmos:format:multi",
-                                            "container": "video/mp2t", "label": label})
+                                            "container": container, "label": label})
         return fid
 
     def upload(self, fid, blobs):
@@ -83,10 +83,12 @@ class Api:
                 ids.append(m["object_id"])
         return ids
 
-    def register(self, fid, ids, t0, durations):
+    def register(self, fid, ids, t0, durations, init=None):
         segs, t = [], t0
         for oid, d in zip(ids, durations):
             segs.append({"object_id": oid, "timerange": f"[{t // 10**9}:{t % 10**9}_{(t + d) // 10**9}:{(t + d) % 10**9})"})
+            if init:
+                segs[-1]["init_object_id"] = init
             t += d
         for i in range(0, len(segs), 5000):
             self.call("POST", f"/flows/{fid}/segments", segs[i:i + 5000])
@@ -107,8 +109,11 @@ def wrk(url, duration, connections, script=None, headers=()):
             "p99": lat.get("99"), "non2xx": int(errors.group(1)) if errors else 0}
 
 
-def make_segments(dir_):
-    """30 x 2 s MPEG-TS segments of a 2 Mbit/s 720p30 H.264 + AAC clip."""
+def make_segments(dir_, fmp4=False):
+    """30 x 2 s MPEG-TS segments of a 2 Mbit/s 720p30 H.264 + AAC clip; with `fmp4`,
+    fragmented MP4 segments (`.m4s`) and their init segment `init.mp4` instead."""
+    ext = "m4s" if fmp4 else "ts"
+    fmp4_args = ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"] if fmp4 else []
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
                     "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
@@ -116,9 +121,9 @@ def make_segments(dir_):
                     "-b:v", "2M", "-maxrate", "2M", "-bufsize", "4M", "-g", "60",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
                     "-f", "hls", "-hls_time", "2", "-hls_list_size", "0",
-                    "-hls_segment_filename", os.path.join(dir_, "s%03d.ts"),
+                    "-hls_segment_filename", os.path.join(dir_, f"s%03d.{ext}"), *fmp4_args,
                     os.path.join(dir_, "clip.m3u8")], check=True)
-    return sorted(f for f in os.listdir(dir_) if f.endswith(".ts"))
+    return sorted(f for f in os.listdir(dir_) if f.endswith("." + ext))
 
 
 def main():
