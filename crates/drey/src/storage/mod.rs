@@ -6,3 +6,4 @@ pub mod events;
 pub mod gc;
 pub mod index;
 pub mod objects;
+pub mod s3_http;

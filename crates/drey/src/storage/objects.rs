@@ -195,6 +195,9 @@ impl Objects {
             b = b
                 .with_endpoint(ep)
                 .with_allow_http(ep.starts_with("http://"));
+            if super::s3_http::wanted(ep) {
+                b = b.with_http_connector(super::s3_http::PlainHttp);
+            }
         }
         match (&s.access_key_id, &s.secret_access_key) {
             (Some(k), Some(sk)) => b = b.with_access_key_id(k).with_secret_access_key(sk),

@@ -1,0 +1,183 @@
+//! The HTTP client of the S3 store for a plain-HTTP endpoint (Ceph RGW or MinIO on a
+//! private network): hyper reading responses into fixed 64 KiB buffers. object_store's
+//! default client (reqwest) lets hyper grow its read buffer to ~400 KB, and since the
+//! previous chunk is still on its way to the reader, each new one is a fresh mapping
+//! above glibc's mmap threshold: faulted, zeroed, unmapped. That was a third of a `drey
+//! export`'s CPU from RGW (docs/benchmarks.md). Behaves as object_store's defaults do
+//! otherwise: TCP_NODELAY, 5 s to connect, 30 s per request including its body, idle
+//! connections kept 90 s, and errors classified the same way for its retries. HTTPS
+//! endpoints, and any endpoint while a proxy is set in the environment, keep reqwest.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use object_store::ClientOptions;
+use object_store::client::{
+    HttpClient, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody, HttpResponse,
+    HttpResponseBody, HttpService,
+};
+use tokio::time::{Instant, Sleep};
+
+/// hyper's read buffer per connection: below the mmap threshold `main` sets, so it comes
+/// from the heap and is reused.
+const READ_BUFFER: usize = 64 << 10;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// Whether the store at `endpoint` should use [`PlainHttp`]: a plain-HTTP endpoint, and
+/// no proxy in the environment (reqwest would honour one; this client does not).
+pub fn wanted(endpoint: &str) -> bool {
+    let proxy = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    wanted_with(endpoint, proxy)
+}
+
+fn wanted_with(endpoint: &str, proxy: bool) -> bool {
+    endpoint.starts_with("http://") && !proxy
+}
+
+/// The connector object_store asks for its client.
+#[derive(Debug, Default)]
+pub struct PlainHttp;
+
+impl object_store::client::HttpConnector for PlainHttp {
+    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .http1_read_buf_exact_size(READ_BUFFER)
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(HttpClient::new(Service(client)))
+    }
+}
+
+#[derive(Debug)]
+struct Service(Client<HttpConnector, HttpRequestBody>);
+
+#[async_trait::async_trait]
+impl HttpService for Service {
+    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let response = tokio::time::timeout_at(deadline, self.0.request(req))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| {
+                let kind = if e.is_connect() {
+                    HttpErrorKind::Connect
+                } else {
+                    kind_of(&e)
+                };
+                HttpError::new(kind, e)
+            })?;
+        let (parts, body) = response.into_parts();
+        let body = Deadline {
+            body,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
+    }
+}
+
+fn timed_out() -> HttpError {
+    HttpError::new(
+        HttpErrorKind::Timeout,
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no complete response within {REQUEST_TIMEOUT:?}"),
+        ),
+    )
+}
+
+/// What object_store's retries need to know of an error, by its causes: a closed or cut
+/// connection may be retried, a timeout is one, anything else is not known.
+fn kind_of(e: &(dyn std::error::Error + 'static)) -> HttpErrorKind {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>() {
+            if h.is_closed() || h.is_incomplete_message() || h.is_body_write_aborted() {
+                return HttpErrorKind::Request;
+            }
+            if h.is_timeout() {
+                return HttpErrorKind::Timeout;
+            }
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::TimedOut => return HttpErrorKind::Timeout,
+                K::ConnectionAborted | K::ConnectionReset | K::BrokenPipe | K::UnexpectedEof => {
+                    return HttpErrorKind::Interrupted;
+                }
+                _ => {}
+            }
+        }
+        cause = c.source();
+    }
+    HttpErrorKind::Unknown
+}
+
+/// A response body that fails with a timeout once the request's deadline has passed.
+struct Deadline {
+    body: hyper::body::Incoming,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Body for Deadline {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(|e| HttpError::new(kind_of(&e), e))));
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(timed_out()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_without_a_proxy() {
+        assert!(wanted_with("http://127.0.0.1:7480", false));
+        assert!(!wanted_with("http://127.0.0.1:7480", true));
+        assert!(!wanted_with("https://s3.eu-west-1.amazonaws.com", false));
+    }
+
+    #[test]
+    fn errors_are_classified_by_their_causes() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(kind_of(&reset), HttpErrorKind::Interrupted);
+        let late = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        assert_eq!(kind_of(&late), HttpErrorKind::Timeout);
+        let other = std::io::Error::other("no");
+        assert_eq!(kind_of(&other), HttpErrorKind::Unknown);
+    }
+}
