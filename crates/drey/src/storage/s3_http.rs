@@ -59,20 +59,27 @@ impl object_store::client::HttpConnector for PlainHttp {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        Ok(HttpClient::new(Service(client)))
+        Ok(HttpClient::new(Service {
+            client,
+            timeout: REQUEST_TIMEOUT,
+        }))
     }
 }
 
 #[derive(Debug)]
-struct Service(Client<HttpConnector, HttpRequestBody>);
+struct Service {
+    client: Client<HttpConnector, HttpRequestBody>,
+    /// For the whole request: sending it, the response head and the body.
+    timeout: Duration,
+}
 
 #[async_trait::async_trait]
 impl HttpService for Service {
     async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let response = tokio::time::timeout_at(deadline, self.0.request(req))
+        let deadline = Instant::now() + self.timeout;
+        let response = tokio::time::timeout_at(deadline, self.client.request(req))
             .await
-            .map_err(|_| timed_out())?
+            .map_err(|_| timed_out(self.timeout))?
             .map_err(|e| {
                 let kind = if e.is_connect() {
                     HttpErrorKind::Connect
@@ -85,17 +92,18 @@ impl HttpService for Service {
         let body = Deadline {
             body,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            timeout: self.timeout,
         };
         Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
     }
 }
 
-fn timed_out() -> HttpError {
+fn timed_out(timeout: Duration) -> HttpError {
     HttpError::new(
         HttpErrorKind::Timeout,
         std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("no complete response within {REQUEST_TIMEOUT:?}"),
+            format!("no complete response within {timeout:?}"),
         ),
     )
 }
@@ -132,6 +140,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> HttpErrorKind {
 struct Deadline {
     body: hyper::body::Incoming,
     sleep: Pin<Box<Sleep>>,
+    timeout: Duration,
 }
 
 impl Body for Deadline {
@@ -146,7 +155,7 @@ impl Body for Deadline {
             return Poll::Ready(frame.map(|f| f.map_err(|e| HttpError::new(kind_of(&e), e))));
         }
         match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(timed_out()))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(timed_out(self.timeout)))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -169,6 +178,68 @@ mod tests {
         assert!(wanted_with("http://127.0.0.1:7480", false));
         assert!(!wanted_with("http://127.0.0.1:7480", true));
         assert!(!wanted_with("https://s3.eu-west-1.amazonaws.com", false));
+    }
+
+    /// A server on the loopback that reads a request, then writes `reply` and stalls.
+    fn stalling_server(reply: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(reply);
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        format!("http://{addr}/bucket/key")
+    }
+
+    fn service(timeout: Duration) -> Service {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .http1_read_buf_exact_size(READ_BUFFER)
+            .build(connector);
+        Service { client, timeout }
+    }
+
+    fn get(url: &str) -> HttpRequest {
+        http::Request::get(url)
+            .body(HttpRequestBody::from(Bytes::new()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_times_out() {
+        let url = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+        let s = service(Duration::from_millis(300));
+        let r = s.call(get(&url)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let started = std::time::Instant::now();
+        let e = r.into_body().bytes().await.unwrap_err();
+        assert_eq!(e.kind(), HttpErrorKind::Timeout, "{e}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[tokio::test]
+    async fn a_response_that_never_comes_times_out() {
+        let url = stalling_server(b"");
+        let e = service(Duration::from_millis(300))
+            .call(get(&url))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), HttpErrorKind::Timeout, "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_whole_response_is_read() {
+        let url = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        let r = service(Duration::from_secs(3))
+            .call(get(&url))
+            .await
+            .unwrap();
+        assert_eq!(&r.into_body().bytes().await.unwrap()[..], b"hello");
     }
 
     #[test]
