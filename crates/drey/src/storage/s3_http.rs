@@ -5,7 +5,7 @@
 //! above glibc's mmap threshold: faulted, zeroed, unmapped. That was a third of a `drey
 //! export`'s CPU from RGW (docs/benchmarks.md). Behaves as object_store's defaults do
 //! otherwise: TCP_NODELAY, 5 s to connect, 30 s per request including its body, idle
-//! connections kept 90 s, and errors classified the same way for its retries. HTTPS
+//! connections kept 90 s, a User-Agent, and errors classified the same way for its retries. HTTPS
 //! endpoints, and any endpoint while a proxy is set in the environment, keep reqwest.
 
 use std::pin::Pin;
@@ -30,6 +30,7 @@ const READ_BUFFER: usize = 64 << 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const POOL_IDLE: Duration = Duration::from_secs(90);
+const USER_AGENT: &str = concat!("drey/", env!("CARGO_PKG_VERSION"));
 
 /// Whether the store at `endpoint` should use [`PlainHttp`]: a plain-HTTP endpoint, and
 /// no proxy in the environment (reqwest would honour one; this client does not).
@@ -75,7 +76,11 @@ struct Service {
 
 #[async_trait::async_trait]
 impl HttpService for Service {
-    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    async fn call(&self, mut req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        // As reqwest would add it (after signing; SigV4 does not cover it).
+        req.headers_mut()
+            .entry(http::header::USER_AGENT)
+            .or_insert(http::HeaderValue::from_static(USER_AGENT));
         let deadline = Instant::now() + self.timeout;
         let response = tokio::time::timeout_at(deadline, self.client.request(req))
             .await
@@ -181,18 +186,21 @@ mod tests {
     }
 
     /// A server on the loopback that reads a request, then writes `reply` and stalls.
-    fn stalling_server(reply: &'static [u8]) -> String {
+    /// Returns its URL and the request it read.
+    fn stalling_server(reply: &'static [u8]) -> (String, std::sync::mpsc::Receiver<String>) {
         use std::io::{Read, Write};
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            let n = s.read(&mut buf).unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
             let _ = s.write_all(reply);
             std::thread::sleep(Duration::from_secs(5));
         });
-        format!("http://{addr}/bucket/key")
+        (format!("http://{addr}/bucket/key"), rx)
     }
 
     fn service(timeout: Duration) -> Service {
@@ -212,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_that_stalls_times_out() {
-        let url = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+        let (url, _) = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
         let s = service(Duration::from_millis(300));
         let r = s.call(get(&url)).await.unwrap();
         assert_eq!(r.status(), 200);
@@ -224,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_response_that_never_comes_times_out() {
-        let url = stalling_server(b"");
+        let (url, _) = stalling_server(b"");
         let e = service(Duration::from_millis(300))
             .call(get(&url))
             .await
@@ -234,12 +242,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_whole_response_is_read() {
-        let url = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        let (url, request) = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
         let r = service(Duration::from_secs(3))
             .call(get(&url))
             .await
             .unwrap();
         assert_eq!(&r.into_body().bytes().await.unwrap()[..], b"hello");
+        let request = request.recv().unwrap().to_ascii_lowercase();
+        assert!(request.contains("user-agent: drey/"), "{request}");
     }
 
     #[test]
