@@ -295,10 +295,17 @@ pub async fn post(
             .index
             .register_segments(id, &batch, unix_now_ns())
             .await?;
-        let mut stored = Vec::with_capacity(valid.len());
+        let mut stored = 0u64;
+        // What the sample-tables worker reads, when there is one.
+        let mut queued = Vec::new();
         for (p, v) in valid.iter().zip(verdicts) {
             match v {
-                Ok(()) => stored.push((p.object_id.clone(), p.init_object_id.clone())),
+                Ok(()) => {
+                    stored += 1;
+                    if st.prepare.is_some() {
+                        queued.push((p.object_id.clone(), p.init_object_id.clone()));
+                    }
+                }
                 Err(r) => {
                     let e = ApiError::bad(r.field(), r.to_string());
                     errors.push(failed(&p.object_id, Some(p.timerange), &e));
@@ -306,12 +313,12 @@ pub async fn post(
                 }
             }
         }
-        metrics::counter!("drey_segments_registered_total").increment(stored.len() as u64);
-        if !stored.is_empty() {
+        metrics::counter!("drey_segments_registered_total").increment(stored);
+        if stored > 0 {
             st.events.changed(id);
-            if let Some(prepare) = &st.prepare {
-                prepare.queue(&container, stored);
-            }
+        }
+        if let Some(prepare) = &st.prepare {
+            prepare.queue(&container, queued);
         }
     }
 

@@ -89,8 +89,12 @@ impl Prepare {
 }
 
 /// Reads the tables of `segs` that the index does not hold yet and keeps them there.
-async fn prepare(index: &dyn Index, objects: &Arc<Objects>, tables: &Arc<Tables>, segs: Vec<Seg>) {
-    let mut segs = segs;
+async fn prepare(
+    index: &dyn Index,
+    objects: &Arc<Objects>,
+    tables: &Arc<Tables>,
+    mut segs: Vec<Seg>,
+) {
     let pair = |s: &Seg| (s.object_id.clone(), s.init_id.clone().unwrap_or_default());
     let mut seen = HashSet::new();
     segs.retain(|s| seen.insert(pair(s)));

@@ -51,6 +51,19 @@ pub struct PlainHttp;
 
 impl object_store::client::HttpConnector for PlainHttp {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(Service::new(REQUEST_TIMEOUT)))
+    }
+}
+
+#[derive(Debug)]
+struct Service {
+    client: Client<HttpConnector, HttpRequestBody>,
+    /// For the whole request: sending it, the response head and the body.
+    timeout: Duration,
+}
+
+impl Service {
+    fn new(timeout: Duration) -> Service {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -60,18 +73,8 @@ impl object_store::client::HttpConnector for PlainHttp {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        Ok(HttpClient::new(Service {
-            client,
-            timeout: REQUEST_TIMEOUT,
-        }))
+        Service { client, timeout }
     }
-}
-
-#[derive(Debug)]
-struct Service {
-    client: Client<HttpConnector, HttpRequestBody>,
-    /// For the whole request: sending it, the response head and the body.
-    timeout: Duration,
 }
 
 #[async_trait::async_trait]
@@ -203,15 +206,6 @@ mod tests {
         (format!("http://{addr}/bucket/key"), rx)
     }
 
-    fn service(timeout: Duration) -> Service {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .http1_read_buf_exact_size(READ_BUFFER)
-            .build(connector);
-        Service { client, timeout }
-    }
-
     fn get(url: &str) -> HttpRequest {
         http::Request::get(url)
             .body(HttpRequestBody::from(Bytes::new()))
@@ -221,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_stalls_times_out() {
         let (url, _) = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
-        let s = service(Duration::from_millis(300));
+        let s = Service::new(Duration::from_millis(300));
         let r = s.call(get(&url)).await.unwrap();
         assert_eq!(r.status(), 200);
         let started = std::time::Instant::now();
@@ -233,7 +227,7 @@ mod tests {
     #[tokio::test]
     async fn a_response_that_never_comes_times_out() {
         let (url, _) = stalling_server(b"");
-        let e = service(Duration::from_millis(300))
+        let e = Service::new(Duration::from_millis(300))
             .call(get(&url))
             .await
             .unwrap_err();
@@ -243,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn a_whole_response_is_read() {
         let (url, request) = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-        let r = service(Duration::from_secs(3))
+        let r = Service::new(Duration::from_secs(3))
             .call(get(&url))
             .await
             .unwrap();
