@@ -36,7 +36,13 @@ With --fmp4 the flow holds fragmented MP4 segments (the same clip, `video/mp4`, 
 init object) instead of MPEG-TS, and only the MP4 exports run (a TS file is not made of
 fMP4 segments): the export path that sends slices of the segments instead of demuxing.
 
-Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold] [--tams-tables] [--fmp4]
+With --store-cpu N (S3 only), the store's processes (DREY_RGW_PIDS, as scripts/ceph-rgw.sh
+writes them: mon, OSD, RGW, every thread) run on CPU N only, and this script, drey and every
+reader on the other CPUs, while the S3 backend is measured: the store on a machine of its
+own, as in production, instead of competing with its reader for the same cores. The local
+backend runs first, on every CPU; the store's affinity is put back afterwards.
+
+Usage: bench/export/run.py [--drey target/release/drey] [--bucket NAME] [--cold] [--tams-tables] [--fmp4] [--store-cpu N]
 Needs: ffmpeg, curl, nginx (Debian `nginx`); boto3 for S3.
 """
 import argparse, concurrent.futures, json, os, shutil, signal, subprocess, sys, tempfile, time
@@ -136,6 +142,16 @@ def start_nginx(root, work):
     return p, port
 
 
+def set_affinity(pids, cpus):
+    """Pins every thread of `pids` to `cpus` (threads they start later inherit it)."""
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except ProcessLookupError:
+                pass  # a thread that ended meanwhile
+
+
 def metric(port, name):
     """The value of one metric line of drey's /metrics (0 when absent)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
@@ -186,6 +202,8 @@ def main():
                     help="tams_sample_tables = true, and wait for the tables before reading")
     ap.add_argument("--fmp4", action="store_true",
                     help="fragmented MP4 segments instead of MPEG-TS (MP4 exports only)")
+    ap.add_argument("--store-cpu", type=int, default=None,
+                    help="S3: run the store (DREY_RGW_PIDS) on this CPU, drey and the readers on the others")
     ap.add_argument("--long-minutes", type=int, default=0,
                     help="also measure export peak RSS for a span this long (the flow grows)")
     a = ap.parse_args()
@@ -193,6 +211,10 @@ def main():
     work = tempfile.mkdtemp(prefix="drey-export-bench-")
     procs = []
     results = {}
+    all_cpus = os.sched_getaffinity(0)
+    store_pids = [int(x) for x in os.environ.get("DREY_RGW_PIDS", "").split()]
+    if a.store_cpu is not None and (a.store_cpu not in all_cpus or len(all_cpus) < 2 or not store_pids):
+        sys.exit("--store-cpu needs DREY_RGW_PIDS and a CPU of this process's set other than the last one left")
     try:
         segdir = os.path.join(work, "segments")
         os.makedirs(segdir)
@@ -202,6 +224,10 @@ def main():
         if a.bucket and os.environ.get("AWS_ENDPOINT_URL"):
             backends.append(("rgw", f"s3://{a.bucket}"))
         for name, objects in backends:
+            pinned = objects is not None and a.store_cpu is not None
+            if pinned:
+                set_affinity(store_pids, {a.store_cpu})
+                os.sched_setaffinity(0, all_cpus - {a.store_cpu})
             config = "tams_sample_tables = true\n" if a.tams_tables else ""
             p, port, data = start(drey, work, name, objects, config)
             procs.append(p)
@@ -322,6 +348,8 @@ def main():
                 os.remove(out)
             results[name] = {
                 "bytes": total,
+                **({"store_cpu": a.store_cpu, "reader_cpus": sorted(all_cpus - {a.store_cpu})}
+                   if pinned else {}),
                 "tables_kept_s": tables_kept_s,
                 "raw_MBps": [round(x, 1) for x in runs["raw"]],
                 "drey_MBps": [round(x, 1) for x in runs["drey"]],
@@ -345,6 +373,9 @@ def main():
             }
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=20)
+            if pinned:
+                os.sched_setaffinity(0, all_cpus)
+                set_affinity(store_pids, all_cpus)
         print(json.dumps(results, indent=2))
     finally:
         # SIGTERM first: a SIGKILLed nginx master leaves its workers running.
@@ -356,6 +387,11 @@ def main():
                 except subprocess.TimeoutExpired:
                     p.kill()
         shutil.rmtree(work, ignore_errors=True)
+        if a.store_cpu is not None:
+            try:
+                set_affinity(store_pids, all_cpus)
+            except FileNotFoundError:
+                pass  # the store is gone
 
 
 if __name__ == "__main__":
