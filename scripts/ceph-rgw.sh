@@ -5,7 +5,9 @@
 # ceph-osd and radosgw (scripts/test.sh installs them).
 #
 # start: prints the S3 endpoint; writes a sourceable env file ($DREY_RGW_ENV, default
-#        ${TMPDIR:-/tmp}/drey-rgw.env) with AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...
+#        ${TMPDIR:-/tmp}/drey-rgw.env) with AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...; the
+#        same gateway also serves HTTPS (DREY_RGW_TLS_ENDPOINT) with a certificate for
+#        127.0.0.1 and localhost, signed by a throwaway CA (DREY_RGW_TLS_CA, PEM).
 # stop:  kills the daemons recorded in that file and removes the cluster directory.
 set -Eeuo pipefail
 ENV_FILE=${DREY_RGW_ENV:-${TMPDIR:-/tmp}/drey-rgw.env}
@@ -35,13 +37,14 @@ start() {
     if s3_ok "$AWS_ENDPOINT_URL"; then echo "$AWS_ENDPOINT_URL"; return 0; fi
     stop
   fi
-  for b in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool curl setsid; do
+  for b in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool curl setsid openssl; do
     command -v "$b" >/dev/null || die "missing $b (apt-get install ceph-mon ceph-osd radosgw)"
   done
   DIR=$(mktemp -d "${TMPDIR:-/tmp}/drey-rgw.XXXXXX")
   CONF=$DIR/ceph.conf
   PIDS=""
   MON_PORT=$(free_port); RGW_PORT=$(free_port); ENDPOINT=http://127.0.0.1:$RGW_PORT
+  TLS_PORT=$(free_port); TLS_ENDPOINT=https://127.0.0.1:$TLS_PORT; TLS=$DIR/tls
   write_env() {
     cat >"$ENV_FILE" <<EOF
 export DREY_RGW_DIR='$DIR'
@@ -53,11 +56,21 @@ export AWS_REGION='us-east-1'
 export AWS_DEFAULT_REGION='us-east-1'
 export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+export DREY_RGW_TLS_ENDPOINT='$TLS_ENDPOINT'
+export DREY_RGW_TLS_CA='$TLS/ca.pem'
 EOF
   }
   write_env
   trap 'rc=$?; if [ $rc != 0 ]; then tail -n 20 "$DIR"/log/*.log >&2 2>/dev/null; stop; fi' EXIT
-  mkdir -p "$DIR"/{run,log,mon/mon.a,osd/osd.0,rgw}
+  mkdir -p "$DIR"/{run,log,mon/mon.a,osd/osd.0,rgw,tls}
+  # A CA of this cluster's own, and the gateway's certificate for the loopback.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=drey test CA" -keyout "$TLS/ca.key" -out "$TLS/ca.pem" >"$DIR/log/tls.out" 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$TLS/server.key" -out "$TLS/server.csr" >>"$DIR/log/tls.out" 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS/ext.cnf"
+  openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -days 2 -extfile "$TLS/ext.cnf" -out "$TLS/server.pem" >>"$DIR/log/tls.out" 2>&1
   FSID=$(cat /proc/sys/kernel/random/uuid); OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
   cat >"$CONF" <<EOF
 [global]
@@ -99,7 +112,7 @@ osd objectstore = memstore
 memstore device bytes = 8589934592
 osd memory target = 939524096
 [client.rgw.drey]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT ssl_endpoint=127.0.0.1:$TLS_PORT ssl_certificate=$TLS/server.pem ssl_private_key=$TLS/server.key tcp_nodelay=1
 rgw data = $DIR/rgw
 rgw thread pool size = 64
 rgw enable usage log = false
@@ -124,6 +137,7 @@ EOF
   PIDS="$PIDS $(daemon rgw radosgw -n client.rgw.drey)"; write_env
   deadline=$(( $(date +%s) + 120 ))
   until s3_ok "$ENDPOINT"; do [ "$(date +%s)" -lt "$deadline" ] || die "S3 not answering"; sleep 0.1; done
+  curl -fsS -m 5 --cacert "$TLS/ca.pem" "$TLS_ENDPOINT/" >/dev/null || die "S3 not answering over HTTPS"
   trap - EXIT
   log "S3 ready at $ENDPOINT (env: $ENV_FILE)"
   echo "$ENDPOINT"

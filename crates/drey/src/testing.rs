@@ -43,6 +43,15 @@ pub async fn s3_bucket() -> Option<String> {
     required("DREY_TEST_S3_BUCKET")
 }
 
+/// The HTTPS endpoint of the test gateway and the PEM file of the CA that signed its
+/// certificate (`DREY_RGW_TLS_ENDPOINT`, `DREY_RGW_TLS_CA`, from `scripts/ceph-rgw.sh`).
+pub fn rgw_tls() -> Option<(String, String)> {
+    Some((
+        required("DREY_RGW_TLS_ENDPOINT")?,
+        required("DREY_RGW_TLS_CA")?,
+    ))
+}
+
 /// The directory of the throwaway Ceph cluster `scripts/ceph-rgw.sh` started
 /// (`DREY_RGW_DIR`), for tests that run a gateway of their own on it.
 pub fn rgw_dir() -> Option<String> {

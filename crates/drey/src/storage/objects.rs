@@ -68,6 +68,9 @@ pub struct S3Settings {
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// PEM certificates to trust besides the system's, for an HTTPS endpoint with a
+    /// private CA (`AWS_CA_BUNDLE`, as the AWS CLI and SDKs read it).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl S3Settings {
@@ -79,6 +82,7 @@ impl S3Settings {
             region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
             access_key_id: var("AWS_ACCESS_KEY_ID"),
             secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+            ca_bundle: var("AWS_CA_BUNDLE").map(Into::into),
         }
     }
 }
@@ -186,6 +190,11 @@ impl Objects {
     }
 
     pub fn s3(s: &S3Settings) -> Result<Self, ObjectError> {
+        Self::s3_with(s, super::s3_http::wanted(s.endpoint.as_deref()))
+    }
+
+    /// [`Objects::s3`] with drey's own HTTP client (`own_client`) or object_store's reqwest one.
+    fn s3_with(s: &S3Settings, own_client: bool) -> Result<Self, ObjectError> {
         let region = s.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&s.bucket)
@@ -195,9 +204,30 @@ impl Objects {
             b = b
                 .with_endpoint(ep)
                 .with_allow_http(ep.starts_with("http://"));
-            if super::s3_http::wanted(ep) {
-                b = b.with_http_connector(super::s3_http::PlainHttp);
+        }
+        let https = s
+            .endpoint
+            .as_deref()
+            .is_none_or(|e| e.starts_with("https://"));
+        // Extra roots only matter to TLS (an http:// endpoint skips reading the file).
+        let roots = match &s.ca_bundle {
+            Some(path) if https => super::s3_http::load_roots(path).map_err(ObjectError::Config)?,
+            _ => Vec::new(),
+        };
+        if own_client {
+            let connector = if https {
+                super::s3_http::Connector::tls(roots).map_err(ObjectError::Config)?
+            } else {
+                super::s3_http::Connector::plain()
+            };
+            b = b.with_http_connector(connector);
+        } else if !roots.is_empty() {
+            let mut options = object_store::ClientOptions::new();
+            for cert in roots {
+                options =
+                    options.with_root_certificate(object_store::Certificate::from_der(&cert)?);
             }
+            b = b.with_client_options(options);
         }
         match (&s.access_key_id, &s.secret_access_key) {
             (Some(k), Some(sk)) => b = b.with_access_key_id(k).with_secret_access_key(sk),
@@ -640,5 +670,52 @@ mod tests {
             403
         );
         o.delete(&id).await.unwrap();
+    }
+
+    /// RGW's HTTPS endpoint, its certificate signed by a CA of the test cluster's own:
+    /// both HTTP clients trust it through `ca_bundle`, and refuse it without.
+    #[tokio::test]
+    async fn s3_over_tls() {
+        let Some(bucket) = crate::testing::s3_bucket().await else {
+            return;
+        };
+        let Some((endpoint, ca)) = crate::testing::rgw_tls() else {
+            return;
+        };
+        let settings = S3Settings {
+            endpoint: Some(endpoint),
+            ca_bundle: Some(ca.into()),
+            ..S3Settings::from_env(&bucket)
+        };
+        for own_client in [true, false] {
+            let o = Objects::s3_with(&settings, own_client).unwrap();
+            conformance(&o).await;
+            let untrusted = S3Settings {
+                ca_bundle: None,
+                ..settings.clone()
+            };
+            let o = Objects::s3_with(&untrusted, own_client).unwrap();
+            let e = o.head("anything").await.unwrap_err().to_string();
+            // drey's client names the cause (reqwest's error stops at "error sending
+            // request"), and does not retry it.
+            if own_client {
+                assert!(
+                    e.contains("certificate") && e.contains("UnknownIssuer"),
+                    "{e}"
+                );
+                assert!(!e.contains("retries"), "{e}");
+            }
+        }
+        // A bundle that is not one is a configuration error, named.
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "junk").unwrap();
+        let e = Objects::s3(&S3Settings {
+            ca_bundle: Some(junk),
+            ..settings.clone()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("AWS_CA_BUNDLE"), "{e}");
     }
 }
