@@ -3,6 +3,8 @@
 //! segment, moof/traf/trun), and the progressive MP4 planner over what they return.
 //! Never panic; tables with and without data agree and sample sizes add up to the data;
 //! the fMP4 sample ranges an export slices by are, back to back, each track's data;
+//! the fMP4 scan (tables from box headers and `moof`s, fed the ranges it asks for) gives
+//! what the whole-segment reader gives, errors included;
 //! the tables survive the index's encoding (`media::tables`), whose decoder also reads
 //! the raw input.
 //! Input: one mode byte (even: MPEG-TS; odd: fMP4), then the segment; for fMP4 a 2-byte
@@ -11,7 +13,7 @@
 
 use drey_core::media::mp4::{self, SegmentIn};
 use drey_core::media::samples::{
-    Init, Samples, fmp4_sample_ranges, from_fmp4, from_ts, from_ts_gathered,
+    Fmp4Scan, Init, Samples, fmp4_sample_ranges, from_fmp4, from_ts, from_ts_gathered,
 };
 use drey_core::media::tables;
 use libfuzzer_sys::fuzz_target;
@@ -80,4 +82,18 @@ fuzz_target!(|data: &[u8]| {
         (Err(a), Err(b)) => assert_eq!(a, b),
         (a, b) => panic!("{a:?} against {b:?}"),
     }
+    // The scan the first MP4 export plans by, fed exactly the ranges it asks for.
+    let mut scan = Fmp4Scan::new(seg.len());
+    let mut reads = 0;
+    let scanned = loop {
+        let Some(r) = scan.want() else {
+            break scan.tables(&init);
+        };
+        reads += 1;
+        assert!(reads <= 4 && r.start < r.end && r.end <= seg.len(), "{reads}: {r:?}");
+        if let Err(e) = scan.feed(r.start, &seg[r]) {
+            break Err(e);
+        }
+    };
+    assert_eq!(scanned, from_fmp4(&init, seg, false));
 });

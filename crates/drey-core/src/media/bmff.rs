@@ -88,36 +88,7 @@ pub(crate) fn boxes<'a>(data: &'a [u8], what: &'static str) -> Result<Vec<Found<
     let mut at = 0usize;
     while at < data.len() {
         let rest = &data[at..];
-        if rest.len() < 8 {
-            return Err(bad(
-                what,
-                format!("{} stray bytes at offset {at}", rest.len()),
-            ));
-        }
-        let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let kind = [rest[4], rest[5], rest[6], rest[7]];
-        let (header, size) = match size32 {
-            0 => (8usize, rest.len() as u64),
-            1 => {
-                let Some(b) = rest.get(8..16) else {
-                    return Err(bad(what, "truncated 64-bit box size"));
-                };
-                let mut v = [0u8; 8];
-                v.copy_from_slice(b);
-                (16, u64::from_be_bytes(v))
-            }
-            n => (8, u64::from(n)),
-        };
-        if size < header as u64 || size > rest.len() as u64 {
-            return Err(bad(
-                what,
-                format!(
-                    "box {:?} at offset {at} claims {size} bytes, {} are there",
-                    String::from_utf8_lossy(&kind),
-                    rest.len()
-                ),
-            ));
-        }
+        let (kind, header, size) = box_header(rest, rest.len() as u64, at, what)?;
         let size = size as usize;
         out.push(Found {
             kind,
@@ -127,6 +98,44 @@ pub(crate) fn boxes<'a>(data: &'a [u8], what: &'static str) -> Result<Vec<Found<
         at += size;
     }
     Ok(out)
+}
+
+/// The header of the box at offset `at` of a buffer with `remaining` bytes from there on,
+/// of which `head` holds the first (at least 16, or all of them): its kind, header length
+/// and size, the size checked against `remaining`.
+pub(crate) fn box_header(
+    head: &[u8],
+    remaining: u64,
+    at: usize,
+    what: &'static str,
+) -> Result<([u8; 4], usize, u64), MediaError> {
+    if remaining < 8 {
+        return Err(bad(what, format!("{remaining} stray bytes at offset {at}")));
+    }
+    let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let kind = [head[4], head[5], head[6], head[7]];
+    let (header, size) = match size32 {
+        0 => (8usize, remaining),
+        1 => {
+            let Some(b) = head.get(8..16).filter(|_| remaining >= 16) else {
+                return Err(bad(what, "truncated 64-bit box size"));
+            };
+            let mut v = [0u8; 8];
+            v.copy_from_slice(b);
+            (16, u64::from_be_bytes(v))
+        }
+        n => (8, u64::from(n)),
+    };
+    if size < header as u64 || size > remaining {
+        return Err(bad(
+            what,
+            format!(
+                "box {:?} at offset {at} claims {size} bytes, {remaining} are there",
+                String::from_utf8_lossy(&kind),
+            ),
+        ));
+    }
+    Ok((kind, header, size))
 }
 
 /// The first child box of `kind`, if any.

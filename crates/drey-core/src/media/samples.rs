@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::MediaError;
 use super::aac::AacConfig;
 use super::avc::{AvcConfig, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
-use super::bmff::{Reader, boxes, child};
+use super::bmff::{Reader, box_header, boxes, child};
 use super::fmp4::{avc1_entry, mp4a_entry};
 use super::ts::{PACKET, TS_WRAP};
 
@@ -929,7 +929,8 @@ const FRAG: &str = "MP4 fragment";
 /// Reads the fragments (`moof` + `mdat`) of a segment through its initialisation segment.
 pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, MediaError> {
     let mut bytes: Vec<Vec<u8>> = vec![Vec::new(); init.tracks.len()];
-    let mut tracks = walk_fmp4(init, data, &mut |ti, at: Range<usize>| {
+    let moofs = moofs_of(data)?;
+    let mut tracks = walk_fmp4(init, data.len(), &moofs, &mut |ti, at: Range<usize>| {
         if with_data {
             bytes[ti].extend_from_slice(&data[at]);
         }
@@ -953,7 +954,8 @@ pub type SampleRanges = (Kind, Vec<Range<usize>>);
 /// slices of the segment as they are, instead of copying the samples out.
 pub fn fmp4_sample_ranges(init: &Init, data: &[u8]) -> Result<Vec<SampleRanges>, MediaError> {
     let mut ranges: Vec<Vec<Range<usize>>> = vec![Vec::new(); init.tracks.len()];
-    let tracks = walk_fmp4(init, data, &mut |ti, at: Range<usize>| {
+    let moofs = moofs_of(data)?;
+    let tracks = walk_fmp4(init, data.len(), &moofs, &mut |ti, at: Range<usize>| {
         let r = &mut ranges[ti];
         match r.last_mut() {
             Some(last) if last.end == at.start => last.end = at.end,
@@ -968,11 +970,123 @@ pub fn fmp4_sample_ranges(init: &Init, data: &[u8]) -> Result<Vec<SampleRanges>,
         .collect())
 }
 
+/// The top-level `moof` boxes of a segment: (offset, body).
+fn moofs_of(data: &[u8]) -> Result<Vec<(usize, &[u8])>, MediaError> {
+    Ok(boxes(data, FRAG)?
+        .into_iter()
+        .filter(|b| &b.kind == b"moof")
+        .map(|b| (b.at, b.body))
+        .collect())
+}
+
+/// Bytes a [`Fmp4Scan`] asks for at a time: a segment's `styp`, `moof` and the `mdat`
+/// header fit, for the segments of common packagers (one fragment of a few seconds).
+pub const SCAN_READ: usize = 16 << 10;
+/// Reads a [`Fmp4Scan`] makes in pieces before it asks for the rest of the segment at once
+/// (a segment of many small fragments, as low-latency CMAF cuts them).
+const SCAN_PIECES: usize = 3;
+/// The largest `moof` a scan holds (a fragment's tables; far above any real one).
+const SCAN_MAX_MOOF: u64 = 16 << 20;
+
+/// The sample tables of a fragmented MP4 segment of `len` bytes, read from its top-level
+/// box headers and `moof` boxes only, without its `mdat` payloads: what
+/// `from_fmp4(init, segment, false)` gives, errors included, from a few small ranged reads
+/// instead of the whole segment. Ask [`Fmp4Scan::want`] which bytes to read next, and
+/// [`Fmp4Scan::feed`] them; when it wants nothing more, [`Fmp4Scan::tables`].
+#[derive(Debug, Clone)]
+pub struct Fmp4Scan {
+    len: usize,
+    /// Offset of the next top-level box.
+    at: usize,
+    /// Bytes the next read must cover from `at` (a whole `moof`, or a header).
+    need: usize,
+    reads: usize,
+    moofs: Vec<(usize, Vec<u8>)>,
+}
+
+impl Fmp4Scan {
+    pub fn new(len: usize) -> Fmp4Scan {
+        Fmp4Scan {
+            len,
+            at: 0,
+            need: 16,
+            reads: 0,
+            moofs: Vec::new(),
+        }
+    }
+
+    /// The byte range of the segment to read next; `None` when the scan has all it needs.
+    pub fn want(&self) -> Option<Range<usize>> {
+        if self.at >= self.len {
+            return None;
+        }
+        let n = if self.reads >= SCAN_PIECES {
+            self.len - self.at
+        } else {
+            self.need.max(SCAN_READ)
+        };
+        Some(self.at..self.len.min(self.at.saturating_add(n)))
+    }
+
+    /// Takes `bytes`, read from offset `from` of the segment (what [`Fmp4Scan::want`]
+    /// asked for), and walks the top-level boxes they hold.
+    pub fn feed(&mut self, from: usize, bytes: &[u8]) -> Result<(), MediaError> {
+        self.reads += 1;
+        let end = from.saturating_add(bytes.len()).min(self.len);
+        if from > self.at || end <= self.at {
+            return Err(bad(FRAG, "scan fed bytes it did not ask for"));
+        }
+        while self.at < self.len {
+            let remaining = (self.len - self.at) as u64;
+            let have = &bytes[self.at - from..end - from];
+            let header_needed = remaining.min(16) as usize;
+            if have.len() < header_needed {
+                self.need = header_needed;
+                return Ok(());
+            }
+            let (kind, header, size) = box_header(have, remaining, self.at, FRAG)?;
+            if &kind == b"moof" {
+                if size > SCAN_MAX_MOOF {
+                    return Err(bad(FRAG, format!("moof of {size} bytes")));
+                }
+                let size = size as usize;
+                if have.len() < size {
+                    self.need = size;
+                    return Ok(());
+                }
+                self.moofs.push((self.at, have[header..size].to_vec()));
+            }
+            self.at += size as usize;
+            if self.at >= end {
+                self.need = 16;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The tables, as `from_fmp4(init, segment, false)` gives them.
+    pub fn tables(&self, init: &Init) -> Result<Samples, MediaError> {
+        if self.at < self.len {
+            return Err(bad(FRAG, "scan not finished"));
+        }
+        let moofs: Vec<(usize, &[u8])> = self.moofs.iter().map(|(a, b)| (*a, &b[..])).collect();
+        let mut tracks = walk_fmp4(init, self.len, &moofs, &mut |_, _| {})?;
+        tracks.retain(|t| !t.samples.is_empty());
+        for t in &mut tracks {
+            t.samples.shrink_to_fit();
+        }
+        Ok(Samples { tracks })
+    }
+}
+
 /// The fragments' sample tables, one track per track of `init` (empty ones included, no
-/// `data`); calls `on_sample` with each sample's track index and bytes in `data`, in order.
+/// `data`), from the segment's `moofs` (offset, body) in a segment of `len` bytes; calls
+/// `on_sample` with each sample's track index and byte range in the segment, in order.
 fn walk_fmp4(
     init: &Init,
-    data: &[u8],
+    len: usize,
+    moofs: &[(usize, &[u8])],
     on_sample: &mut dyn FnMut(usize, Range<usize>),
 ) -> Result<Vec<Track>, MediaError> {
     let mut tracks: Vec<Track> = init
@@ -990,12 +1104,9 @@ fn walk_fmp4(
         .collect();
     // Where the next fragment of each track starts when it has no tfdt.
     let mut next_dts: Vec<i64> = vec![0; tracks.len()];
-    for moof in boxes(data, FRAG)?
-        .into_iter()
-        .filter(|b| &b.kind == b"moof")
-    {
+    for &(moof_at, moof_body) in moofs {
         let mut prev_data_end: Option<u64> = None;
-        for traf in boxes(moof.body, FRAG)?
+        for traf in boxes(moof_body, FRAG)?
             .into_iter()
             .filter(|b| &b.kind == b"traf")
         {
@@ -1033,8 +1144,8 @@ fn walk_fmp4(
             };
             let base = match base_offset {
                 Some(b) => b,
-                None if flags & 0x2_0000 != 0 => moof.at as u64,
-                None => prev_data_end.unwrap_or(moof.at as u64),
+                None if flags & 0x2_0000 != 0 => moof_at as u64,
+                None => prev_data_end.unwrap_or(moof_at as u64),
             };
             let mut dts = match child(traf.body, b"tfdt", FRAG)? {
                 Some(tfdt) => {
@@ -1069,7 +1180,7 @@ fn walk_fmp4(
                     .filter(|&&f| tf & f != 0)
                     .count()
                     * 4;
-                if count.saturating_mul(per) > trun.body.len() || (per == 0 && count > data.len()) {
+                if count.saturating_mul(per) > trun.body.len() || (per == 0 && count > len) {
                     return Err(bad(FRAG, format!("trun claims {count} samples")));
                 }
                 let t = &mut tracks[ti];
@@ -1097,7 +1208,7 @@ fn walk_fmp4(
                     };
                     let end = pos
                         .checked_add(u64::from(size))
-                        .filter(|&e| e <= data.len() as u64)
+                        .filter(|&e| e <= len as u64)
                         .ok_or_else(|| {
                             bad(
                                 FRAG,
@@ -1283,11 +1394,46 @@ mod tests {
         assert_eq!(t.tracks[0].samples, vt.samples);
         assert!(t.tracks[0].data.is_empty());
         assert_ranges_agree(&init, &seg);
+        assert_scan_agrees(&init, &seg);
         // Every truncation is an error or fewer samples, never a panic, and the sample
-        // ranges say the same.
+        // ranges and the scan say the same.
         for cut in 0..seg.len() {
             assert_ranges_agree(&init, &seg[..cut]);
+            assert_scan_agrees(&init, &seg[..cut]);
         }
+        // Many fragments in one segment (more than the scan reads in pieces), and each
+        // cut of that.
+        let many: Vec<u8> = seg.repeat(SCAN_PIECES + 3);
+        assert_eq!(
+            from_fmp4(&init, &many, false).unwrap().tracks[0]
+                .samples
+                .len(),
+            vt.samples.len() * (SCAN_PIECES + 3)
+        );
+        assert_scan_agrees(&init, &many);
+        for cut in (0..many.len()).step_by(7) {
+            assert_scan_agrees(&init, &many[..cut]);
+        }
+    }
+
+    /// An [`Fmp4Scan`] fed the ranges it asks for of `seg` gives what `from_fmp4` without
+    /// data gives, errors included, in at most `SCAN_PIECES + 1` reads; returns the reads.
+    fn assert_scan_agrees(init: &Init, seg: &[u8]) -> usize {
+        let mut scan = Fmp4Scan::new(seg.len());
+        let mut reads = 0;
+        let scanned = loop {
+            let Some(r) = scan.want() else {
+                break scan.tables(init);
+            };
+            reads += 1;
+            assert!(reads <= SCAN_PIECES + 1, "{reads} reads");
+            assert!(r.end <= seg.len() && r.start < r.end, "{r:?}");
+            if let Err(e) = scan.feed(r.start, &seg[r]) {
+                break Err(e);
+            }
+        };
+        assert_eq!(scanned, from_fmp4(init, seg, false));
+        reads
     }
 
     /// `fmp4_sample_ranges` fails where `from_fmp4` does, and otherwise its ranges, back to
@@ -1333,6 +1479,11 @@ mod tests {
             let init = Init::parse(&mp4.init).unwrap();
             let from_mp4 = from_fmp4(&init, &mp4.data, true).unwrap();
             assert_ranges_agree(&init, &mp4.data);
+            assert_eq!(
+                assert_scan_agrees(&init, &mp4.data),
+                1,
+                "one read per segment"
+            );
             let from_ts = from_ts(&s.ts, true).unwrap();
             assert_eq!(from_ts.tracks.len(), 2);
             let (tv, mv) = (

@@ -218,6 +218,26 @@ pub(super) async fn read_segment(
         }
         (Container::Ts, _) => None,
     };
+    if let Some(init) = &init
+        && !with_data
+    {
+        match scan_fmp4(objects, &seg.object_id).await {
+            Ok(scan) => {
+                return scan
+                    .tables(init)
+                    .map_err(|e| media_error(&seg.object_id, e));
+            }
+            Err(ScanFailed::Media(e)) => return Err(media_error(&seg.object_id, e)),
+            Err(ScanFailed::Store(ObjectError::NotFound(id))) => {
+                return Err(ObjectError::NotFound(id).into());
+            }
+            // An empty object (no range of it to ask for), or a store refusing ranges:
+            // read the whole segment instead.
+            Err(ScanFailed::Store(e)) => {
+                tracing::debug!(object = %seg.object_id, error = %e, "ranged reads of the segment failed; reading it whole");
+            }
+        }
+    }
     let id = seg.object_id.clone();
     objects
         .get_with(&seg.object_id, move |bytes| {
@@ -234,6 +254,48 @@ pub(super) async fn read_segment(
             .map_err(|e| media_error(&id, e))
         })
         .await?
+}
+
+enum ScanFailed {
+    Store(ObjectError),
+    Media(MediaError),
+}
+
+/// The box headers and `moof`s of a fragmented MP4 segment, read with a few ranged reads
+/// (one of 16 KiB for a segment of one fragment) instead of the whole segment: the
+/// sample tables an MP4 export plans by, without the samples.
+async fn scan_fmp4(objects: &Objects, id: &str) -> Result<samples::Fmp4Scan, ScanFailed> {
+    async fn read(
+        objects: &Objects,
+        id: &str,
+        r: Range<usize>,
+    ) -> Result<(u64, Bytes), ObjectError> {
+        let got = objects.get(id, Some(r.start as u64..r.end as u64)).await?;
+        let size = got.size;
+        let chunks: Vec<Bytes> = got.body.try_collect().await?;
+        let bytes = match <[Bytes; 1]>::try_from(chunks) {
+            Ok([one]) => one,
+            Err(many) => Bytes::from(many.concat()),
+        };
+        Ok((size, bytes))
+    }
+    let (size, first) = read(objects, id, 0..samples::SCAN_READ)
+        .await
+        .map_err(ScanFailed::Store)?;
+    let len = usize::try_from(size).map_err(|_| {
+        ScanFailed::Media(MediaError::Unsupported(format!("segment of {size} bytes")))
+    })?;
+    let mut scan = samples::Fmp4Scan::new(len);
+    let mut next = Some((0, first));
+    while let Some((from, bytes)) = next.take() {
+        scan.feed(from, &bytes).map_err(ScanFailed::Media)?;
+        if let Some(r) = scan.want() {
+            let from = r.start;
+            let (_, bytes) = read(objects, id, r).await.map_err(ScanFailed::Store)?;
+            next = Some((from, bytes));
+        }
+    }
+    Ok(scan)
 }
 
 /// A segment's tables from memory, else read from the segment (and then cached): with
