@@ -26,7 +26,10 @@ fn check(with: &Samples, without: &Samples) {
         let sum: u64 = a.samples.iter().map(|s| u64::from(s.size)).sum();
         assert_eq!(sum, a.data.len() as u64);
     }
-    assert_eq!(tables::decode(&tables::encode(without)).as_ref(), Ok(without));
+    assert_eq!(
+        tables::decode(&tables::encode(without)).as_ref(),
+        Ok(without)
+    );
     let seg = [SegmentIn {
         flow: 0,
         start_ns: 1_000_000_000,
@@ -48,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
     if mode % 2 == 0 {
         // The direct path (PES payloads straight into the track, converted where they
         // lie) gives exactly what gathering every PES packet first gives, errors included.
-        assert_eq!(from_ts(rest, true), from_ts_gathered(rest, Vec::new(), Vec::new()));
+        assert_eq!(
+            from_ts(rest, true),
+            from_ts_gathered(rest, Vec::new(), Vec::new())
+        );
         if let (Ok(a), Ok(b)) = (from_ts(rest, true), from_ts(rest, false)) {
             check(&a, &b);
         }
@@ -75,7 +81,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(s.tracks.len(), r.len());
             for (t, (kind, ranges)) in s.tracks.iter().zip(r) {
                 assert_eq!(t.kind, kind);
-                let joined: Vec<u8> = ranges.iter().flat_map(|x| &seg[x.clone()]).copied().collect();
+                let joined: Vec<u8> = ranges
+                    .iter()
+                    .flat_map(|x| &seg[x.clone()])
+                    .copied()
+                    .collect();
                 assert_eq!(joined, t.data);
             }
         }
@@ -90,7 +100,10 @@ fuzz_target!(|data: &[u8]| {
             break scan.tables(&init);
         };
         reads += 1;
-        assert!(reads <= 4 && r.start < r.end && r.end <= seg.len(), "{reads}: {r:?}");
+        assert!(
+            reads <= 4 && r.start < r.end && r.end <= seg.len(),
+            "{reads}: {r:?}"
+        );
         if let Err(e) = scan.feed(r.start, &seg[r]) {
             break Err(e);
         }

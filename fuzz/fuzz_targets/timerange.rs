@@ -6,7 +6,9 @@ use drey_core::{TimeRange, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(ts) = s.parse::<Timestamp>() {
         assert_eq!(ts.to_string().parse::<Timestamp>().unwrap(), ts);
         let _ = ts.to_utc();
