@@ -1051,7 +1051,8 @@ impl Fmp4Scan {
                 }
                 let size = size as usize;
                 if have.len() < size {
-                    self.need = size;
+                    // The whole moof, and the next box's header with it.
+                    self.need = size + 16;
                     return Ok(());
                 }
                 self.moofs.push((self.at, have[header..size].to_vec()));
@@ -1414,6 +1415,48 @@ mod tests {
         for cut in (0..many.len()).step_by(7) {
             assert_scan_agrees(&init, &many[..cut]);
         }
+    }
+
+    /// A `moof` larger than the scan's first read (a long fragment: 4,000 video samples)
+    /// takes one more read, of the whole `moof` and the next box's header.
+    #[test]
+    fn a_large_moof_takes_a_second_read() {
+        let init = fmp4::init_segment(
+            Some(&VideoTrack {
+                track_id: 1,
+                width: 160,
+                height: 90,
+                avcc: crate::media::avc::tests::RECORD,
+            }),
+            None,
+        );
+        let init = Init::parse(&init).unwrap();
+        let v: Vec<Sample> = (0..4000)
+            .map(|i| Sample {
+                duration: 3000,
+                size: 2,
+                sync: i % 60 == 0,
+                composition_offset: if i % 2 == 0 { 3000 } else { -3000 },
+            })
+            .collect();
+        let data = vec![0x55u8; 8000];
+        let seg = fmp4::media_segment(
+            1,
+            &[TrackRun {
+                track_id: 1,
+                base_decode_time: 0,
+                samples: &v,
+                data: &data,
+            }],
+        );
+        assert!(
+            seg.len() - data.len() > SCAN_READ,
+            "moof of {} bytes",
+            seg.len() - data.len()
+        );
+        assert_eq!(assert_scan_agrees(&init, &seg), 2);
+        let t = from_fmp4(&init, &seg, false).unwrap();
+        assert_eq!(t.tracks[0].samples.len(), 4000);
     }
 
     /// An [`Fmp4Scan`] fed the ranges it asks for of `seg` gives what `from_fmp4` without
