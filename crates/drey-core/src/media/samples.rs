@@ -938,11 +938,16 @@ pub fn from_fmp4(init: &Init, data: &[u8], with_data: bool) -> Result<Samples, M
     for (t, b) in tracks.iter_mut().zip(bytes) {
         t.data = b;
     }
+    Ok(with_samples(tracks))
+}
+
+/// The tracks that have samples, their tables trimmed to size.
+fn with_samples(mut tracks: Vec<Track>) -> Samples {
     tracks.retain(|t| !t.samples.is_empty());
     for t in &mut tracks {
         t.samples.shrink_to_fit();
     }
-    Ok(Samples { tracks })
+    Samples { tracks }
 }
 
 /// A track's kind and the byte ranges of a segment that hold its samples.
@@ -998,7 +1003,8 @@ pub struct Fmp4Scan {
     len: usize,
     /// Offset of the next top-level box.
     at: usize,
-    /// Bytes the next read must cover from `at` (a whole `moof`, or a header).
+    /// Bytes the next read must cover from `at` when more than [`SCAN_READ`] (a `moof`
+    /// that did not fit the last read).
     need: usize,
     reads: usize,
     moofs: Vec<(usize, Vec<u8>)>,
@@ -1009,7 +1015,7 @@ impl Fmp4Scan {
         Fmp4Scan {
             len,
             at: 0,
-            need: 16,
+            need: 0,
             reads: 0,
             moofs: Vec::new(),
         }
@@ -1032,6 +1038,7 @@ impl Fmp4Scan {
     /// asked for), and walks the top-level boxes they hold.
     pub fn feed(&mut self, from: usize, bytes: &[u8]) -> Result<(), MediaError> {
         self.reads += 1;
+        self.need = 0;
         let end = from.saturating_add(bytes.len()).min(self.len);
         if from > self.at || end <= self.at {
             return Err(bad(FRAG, "scan fed bytes it did not ask for"));
@@ -1039,10 +1046,8 @@ impl Fmp4Scan {
         while self.at < self.len {
             let remaining = (self.len - self.at) as u64;
             let have = &bytes[self.at - from..end - from];
-            let header_needed = remaining.min(16) as usize;
-            if have.len() < header_needed {
-                self.need = header_needed;
-                return Ok(());
+            if have.len() < remaining.min(16) as usize {
+                return Ok(()); // the header is in the next read
             }
             let (kind, header, size) = box_header(have, remaining, self.at, FRAG)?;
             if &kind == b"moof" {
@@ -1059,7 +1064,6 @@ impl Fmp4Scan {
             }
             self.at += size as usize;
             if self.at >= end {
-                self.need = 16;
                 return Ok(());
             }
         }
@@ -1072,12 +1076,12 @@ impl Fmp4Scan {
             return Err(bad(FRAG, "scan not finished"));
         }
         let moofs: Vec<(usize, &[u8])> = self.moofs.iter().map(|(a, b)| (*a, &b[..])).collect();
-        let mut tracks = walk_fmp4(init, self.len, &moofs, &mut |_, _| {})?;
-        tracks.retain(|t| !t.samples.is_empty());
-        for t in &mut tracks {
-            t.samples.shrink_to_fit();
-        }
-        Ok(Samples { tracks })
+        Ok(with_samples(walk_fmp4(
+            init,
+            self.len,
+            &moofs,
+            &mut |_, _| {},
+        )?))
     }
 }
 

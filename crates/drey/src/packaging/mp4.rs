@@ -286,16 +286,15 @@ async fn scan_fmp4(objects: &Objects, id: &str) -> Result<samples::Fmp4Scan, Sca
         ScanFailed::Media(MediaError::Unsupported(format!("segment of {size} bytes")))
     })?;
     let mut scan = samples::Fmp4Scan::new(len);
-    let mut next = Some((0, first));
-    while let Some((from, bytes)) = next.take() {
+    let (mut from, mut bytes) = (0, first);
+    loop {
         scan.feed(from, &bytes).map_err(ScanFailed::Media)?;
-        if let Some(r) = scan.want() {
-            let from = r.start;
-            let (_, bytes) = read(objects, id, r).await.map_err(ScanFailed::Store)?;
-            next = Some((from, bytes));
-        }
+        let Some(r) = scan.want() else {
+            return Ok(scan);
+        };
+        from = r.start;
+        (_, bytes) = read(objects, id, r).await.map_err(ScanFailed::Store)?;
     }
-    Ok(scan)
 }
 
 /// A segment's tables from memory, else read from the segment (and then cached): with

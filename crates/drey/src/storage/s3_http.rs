@@ -77,9 +77,9 @@ pub fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// The connector object_store asks for its client: plain HTTP, or TLS with its settings.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Connector {
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<rustls::ClientConfig>,
 }
 
 impl Connector {
@@ -101,9 +101,7 @@ impl Connector {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        Ok(Connector {
-            tls: Some(Arc::new(config)),
-        })
+        Ok(Connector { tls: Some(config) })
     }
 }
 
@@ -130,7 +128,7 @@ struct Service {
 }
 
 impl Service {
-    fn new(tls: Option<Arc<rustls::ClientConfig>>, timeout: Duration) -> Service {
+    fn new(tls: Option<rustls::ClientConfig>, timeout: Duration) -> Service {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -145,7 +143,7 @@ impl Service {
             Some(config) => {
                 connector.enforce_http(false);
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(Arc::unwrap_or_clone(config))
+                    .with_tls_config(config)
                     .https_only()
                     .enable_http1()
                     .wrap_connector(connector);
